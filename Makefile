@@ -1,0 +1,49 @@
+# Two commands: `make run` (set up, index, chat) and `make test` (set up, lint, test).
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+.PHONY: install dev index run test lint format bench clean
+
+$(BIN)/.installed: requirements.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -r requirements.txt
+	$(BIN)/pip install -q --no-deps -e .
+	touch $@
+
+$(BIN)/.dev-installed: $(BIN)/.installed requirements-dev.txt
+	$(BIN)/pip install -q -r requirements-dev.txt
+	touch $@
+
+install: $(BIN)/.installed
+
+dev: $(BIN)/.dev-installed
+
+index: install
+	$(BIN)/chatbot index build
+
+run: index
+	$(BIN)/chatbot chat
+
+lint: dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: dev
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+test: lint
+	$(BIN)/pytest
+
+bench: dev
+	$(BIN)/python bench/quality.py
+	$(BIN)/python bench/k2.py
+	$(BIN)/python bench/latency.py
+
+clean:
+	rm -rf $(VENV) index/gen-* index/manifest.json tests/artifacts

@@ -1,0 +1,178 @@
+"""The ``chatbot`` command line: parse input, call the library, turn errors into messages."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from . import __version__
+from .config import Settings
+
+log = logging.getLogger("chatbot")
+
+
+class UsageError(ValueError):
+    """Bad command-line input."""
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--index", help="index folder (env CHATBOT_INDEX, default index/)")
+    p.add_argument("--model", help="embedding model: local sentence-transformers folder")
+    p.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="chatbot",
+        description="Answer questions about your documents with verbatim passages.",
+    )
+    parser.add_argument("--version", action="version", version=f"chatbot {__version__}")
+    sub = parser.add_subparsers(dest="command")
+
+    chat = sub.add_parser("chat", help="start the browser chat (default command)")
+    _common(chat)
+    chat.add_argument("--host", help="address to bind (env CHATBOT_HOST, default 127.0.0.1)")
+    chat.add_argument("--port", type=int, help="port (env CHATBOT_PORT, default 7860)")
+    chat.add_argument("--admin-token", help="enable the upload panel (env CHATBOT_ADMIN_TOKEN)")
+
+    idx = sub.add_parser("index", help="build and maintain the index")
+    isub = idx.add_subparsers(dest="index_command", required=True)
+    for name, help_, nargs in [
+        ("build", "build the index from files/folders (default corpus/)", "*"),
+        ("add", "add or update files/folders (recursive)", "+"),
+        ("remove", "remove documents by path or indexed name", "+"),
+    ]:
+        p = isub.add_parser(name, help=help_)
+        _common(p)
+        p.add_argument("paths", nargs=nargs, metavar="PATH")
+    for name, help_ in [
+        ("update", "re-scan indexed sources: re-index changed, drop deleted"),
+        ("list", "list indexed documents"),
+        ("status", "model, passage count and stale documents"),
+    ]:
+        _common(isub.add_parser(name, help=help_))
+
+    ask = sub.add_parser("ask", help="answer a file of questions (JSON Lines out)")
+    _common(ask)
+    ask.add_argument("file", metavar="FILE", help="questions file ('-' = stdin)")
+    ask.add_argument("-k", type=int, help="passages per question (default 3)")
+    ask.add_argument("--out", help="output file (default stdout)")
+    ask.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
+    ask.add_argument("--input-format", choices=["txt", "csv", "tsv", "jsonl"])
+    ask.add_argument("--skip-bad", action="store_true", help="skip malformed lines (exit 2)")
+    ask.add_argument("--resume", action="store_true", help="continue a partial --out file")
+    ask.add_argument("--report", help="write an HTML evaluation report (needs expected answers)")
+    ask.add_argument("--threshold", type=float, help="abstain below this confidence")
+
+    ev = sub.add_parser("eval", help="evaluate retrieval on a SQuAD-format file")
+    _common(ev)
+    ev.add_argument("file", metavar="FILE.json")
+    ev.add_argument("--limit", type=int, help="only the first N articles")
+    ev.add_argument("--baselines", action="store_true", help="also BM25-only and dense-only")
+    return parser
+
+
+def _settings(args: argparse.Namespace, **extra: object) -> Settings:
+    return Settings.from_env(
+        index=getattr(args, "index", None), model=getattr(args, "model", None), **extra
+    )
+
+
+def _progress(args: argparse.Namespace) -> bool:
+    return not getattr(args, "quiet", False) and sys.stderr.isatty()
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    from .app import serve
+
+    settings = _settings(
+        args,
+        host=getattr(args, "host", None),
+        port=getattr(args, "port", None),
+        admin_token=getattr(args, "admin_token", None),
+    )
+    serve(settings)
+    return 0
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    from . import index as ix
+    from . import service
+
+    settings = _settings(args)
+    sub = args.index_command
+    if sub in ("list", "status"):
+        manifest = ix.read_manifest(settings.index_dir)
+        docs = manifest.get("documents", {})
+        if sub == "list":
+            for source, r in docs.items():
+                print(f"{source}\t{r['passages']} passages\t{r['bytes']} bytes\t{r['indexed_at']}")
+            print(f"{len(docs)} documents, {manifest.get('passages', 0)} passages")
+            return 0
+        stale = service.stale_sources(settings, docs)
+        print(f"index: {settings.index_dir}")
+        print(f"model: {manifest.get('model')} (dim {manifest.get('dim')})")
+        print(f"splitter: {manifest.get('splitter')}")
+        print(f"documents: {len(docs)}, passages: {manifest.get('passages', 0)}")
+        print(f"written: {manifest.get('written_at')}")
+        print(f"stale: {', '.join(stale) if stale else 'none'}")
+        return 0
+    if sub == "build":
+        paths = [Path(p) for p in args.paths] or None
+        summary = service.build(settings, paths, replace_all=True, progress=_progress(args))
+    elif sub == "add":
+        summary = service.build(settings, [Path(p) for p in args.paths], progress=_progress(args))
+    elif sub == "remove":
+        summary = service.remove(settings, args.paths)
+    else:
+        summary = service.update(settings, progress=_progress(args))
+    if not args.quiet:
+        print(summary.line())
+    return 2 if summary.failed else 0
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    from .batch import run_batch
+
+    settings = _settings(args, k=args.k, threshold=args.threshold)
+    if settings.k < 1:
+        raise UsageError("-k must be at least 1")
+    return run_batch(settings, args, progress=_progress(args))
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .batch import run_squad_eval
+
+    return run_squad_eval(_settings(args), args, progress=_progress(args))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        args = parser.parse_args(["chat", *(argv if argv is not None else sys.argv[1:])])
+    level = logging.INFO if getattr(args, "verbose", False) else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    import bm25s  # noqa: F401 - imported first so the level set below sticks
+
+    for noisy in ("httpx", "sentence_transformers", "transformers", "bm25s", "urllib3"):
+        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+    handlers = {"chat": cmd_chat, "index": cmd_index, "ask": cmd_ask, "eval": cmd_eval}
+    from .batchio import InputError
+    from .documents import DocumentError
+    from .embedder import ModelError
+    from .index import IndexError_
+
+    try:
+        return handlers[args.command](args)
+    except (UsageError, InputError, DocumentError, ModelError, IndexError_, ValueError) as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("Error: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0

@@ -1,0 +1,69 @@
+"""Settings: one home for configuration (defaults, then ``CHATBOT_*`` env vars, then CLI flags)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+BUNDLED_MODEL = "bundled:all-MiniLM-L6-v2"
+ABSTAIN_MESSAGE = "I couldn't find that in the documents."
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every tunable value. Paths are relative to the project root unless absolute."""
+
+    index: str = "index"
+    corpus: str = "corpus"
+    model: str = BUNDLED_MODEL
+    max_chars: int = 400  # passage length bound (characters)
+    min_chars: int = 120  # passages shorter than this are packed with a neighbour sentence
+    overlap: int = 1  # sentences shared by consecutive passages of a paragraph
+    k: int = 3
+    threshold: float = 0.5  # confidence below which the system abstains
+    host: str = "127.0.0.1"
+    port: int = 7860
+    max_file_mb: float = 50.0
+    admin_token: str = ""
+    batch_size: int = 64
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> Settings:
+        """Defaults, overridden by ``CHATBOT_<FIELD>`` env vars, then by non-None ``overrides``."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = env.get(f"CHATBOT_{f.name.upper()}")
+            if raw is not None and raw != "":
+                values[f.name] = _coerce(f.name, raw, type(getattr(cls(), f.name)))
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return replace(cls(), **values)
+
+    def path(self, value: str) -> Path:
+        """Resolve a configured path against the project root."""
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else PROJECT_ROOT / p
+
+    @property
+    def index_dir(self) -> Path:
+        return self.path(self.index)
+
+    @property
+    def corpus_dir(self) -> Path:
+        return self.path(self.corpus)
+
+    def splitter_settings(self) -> dict[str, int]:
+        """The settings that shape passages; recorded in the manifest."""
+        return {"max_chars": self.max_chars, "min_chars": self.min_chars, "overlap": self.overlap}
+
+
+def _coerce(name: str, raw: str, kind: type) -> Any:
+    try:
+        return kind(raw)
+    except ValueError:
+        raise ValueError(
+            f"CHATBOT_{name.upper()}={raw!r} is not a valid {kind.__name__}; fix or unset it"
+        ) from None

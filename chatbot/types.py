@@ -1,0 +1,103 @@
+"""Small typed results shared by every surface (CLI, batch, chat, tests)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Span:
+    """Half-open character span ``[start, end)``."""
+
+    start: int
+    end: int
+
+
+@dataclass
+class Document:
+    """A document's text as indexed.
+
+    ``text`` is what passage offsets refer to: for ``.txt``/``.md`` it is the file read as
+    UTF-8 with no newline translation; for other formats it is the extracted text, stored
+    in the index so the verbatim guarantee holds for every format.
+    ``headings`` are spans of heading lines (never answers by themselves); ``pages`` are
+    ``(start, end, page_number)`` spans for paginated formats.
+    """
+
+    source: str
+    text: str
+    title: str = ""
+    headings: list[Span] = field(default_factory=list)
+    pages: list[tuple[int, int, int]] = field(default_factory=list)
+
+
+@dataclass
+class Passage:
+    """A verbatim slice of a document: ``text == document.text[start:end]``."""
+
+    text: str
+    source: str
+    start: int
+    end: int
+    heading: str = ""
+    page: int | None = None
+    # Sentence spans relative to the passage start (used for the highlight).
+    sentences: list[tuple[int, int]] = field(default_factory=list)
+
+
+@dataclass
+class Hit:
+    """A ranked passage returned for a question."""
+
+    rank: int
+    passage_id: int
+    text: str
+    source: str
+    start: int
+    end: int
+    heading: str
+    score: float
+    highlight: Span
+    page: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {
+            "rank": self.rank,
+            "text": self.text,
+            "score": round(float(self.score), 4),
+            "source": self.source,
+            "start": self.start,
+            "end": self.end,
+            "heading": self.heading,
+            "highlight": {"start": self.highlight.start, "end": self.highlight.end},
+        }
+        if self.page is not None:
+            d["page"] = self.page
+        return d
+
+
+@dataclass
+class Answer:
+    """The result of asking one question: the top passage verbatim, or an abstention."""
+
+    question: str
+    answered: bool
+    answer: str
+    confidence: float
+    hits: list[Hit]
+    query: str = ""  # the retrieval query actually used (differs for follow-ups)
+    id: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "question": self.question,
+            "answered": self.answered,
+            "answer": self.answer,
+            "confidence": round(float(self.confidence), 4),
+            "passages": [h.to_dict() for h in self.hits],
+        }
+
+
+__all__ = ["Answer", "Document", "Hit", "Passage", "Span", "asdict"]
