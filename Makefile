@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install dev index run test lint format bench clean
+.PHONY: install dev index run test lint format bench screenshot clean
 
 $(BIN)/.installed: requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -44,6 +44,9 @@ bench: dev
 	$(BIN)/python bench/quality.py
 	$(BIN)/python bench/k2.py
 	$(BIN)/python bench/latency.py
+
+screenshot: dev
+	CHATBOT_UPDATE_DOCS=1 $(BIN)/pytest -q tests/test_browser.py
 
 clean:
 	rm -rf $(VENV) index/gen-* index/manifest.json tests/artifacts

@@ -19,7 +19,7 @@ class Settings:
     index: str = "index"
     corpus: str = "corpus"
     model: str = BUNDLED_MODEL
-    max_chars: int = 400  # passage length bound (characters)
+    max_chars: int = 500  # passage length bound (characters)
     min_chars: int = 120  # passages shorter than this are packed with a neighbour sentence
     overlap: int = 1  # sentences shared by consecutive passages of a paragraph
     k: int = 3

@@ -88,7 +88,7 @@ def _windows(sents: list[Span], max_chars: int, overlap: int) -> list[tuple[int,
         j = i + 1
         while j < n and sents[j].end - sents[i].start <= max_chars:
             j += 1
-        if j == n and out:
+        if j == n and out and overlap:
             # Final window: right-align it so it is as full as the bound allows.
             while i > out[-1][0] + 1 and sents[n - 1].end - sents[i - 1].start <= max_chars:
                 i -= 1

@@ -1,0 +1,544 @@
+"""The browser chat (Gradio): verbatim answer cards, follow-ups, feedback and a named API.
+
+Every piece of document or question text is passed through :func:`html.escape` before it
+reaches the page, and the chatbot renders neither Markdown nor LaTeX, so a document holding
+``<script>``, ``[links](...)`` or ``$x^2$`` is shown as those literal characters.
+Retrieval stays in :mod:`chatbot.retrieval`; this module only formats and routes.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import fcntl
+import html
+import json
+import logging
+import os
+import sys
+import threading
+import uuid
+from pathlib import Path
+from typing import Any
+
+# No calls home: Gradio reads this when it is imported.
+os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+import gradio as gr  # noqa: E402
+
+from .config import ABSTAIN_MESSAGE, Settings  # noqa: E402
+from .conversation import followup_query  # noqa: E402
+from .service import LiveRetriever  # noqa: E402
+from .types import Answer, Hit  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+API_NAME = "ask"  # the named Gradio endpoint: client.predict(question, api_name="/ask")
+FEEDBACK_FILE = "feedback.jsonl"
+STRONG = 0.8  # confidence from which a match is called "strong"
+MAX_QUESTION_CHARS = 2000
+MAX_API_K = 20
+CONCURRENCY = 4  # questions answered at once per process (the embedder itself is serialised)
+MAX_QUEUE = 64
+NOTE = (
+    "Answers are exact quotes from the documents listed above, not medical advice. "
+    "Check the source, and talk to a clinician about your own situation."
+)
+
+_feedback_lock = threading.Lock()
+
+
+# ---------------------------------------------------------------- card HTML (pure functions)
+
+
+def esc(text: str) -> str:
+    """Escape text for HTML (quotes included), so it is shown literally, never as markup."""
+    return html.escape(text, quote=True)
+
+
+def confidence_words(confidence: float, threshold: float) -> str:
+    """Words for a confidence: "strong match", "moderate match" or "weak match"."""
+    if confidence < threshold:
+        return "weak match"
+    if confidence >= max(STRONG, threshold):
+        return "strong match"
+    return "moderate match"
+
+
+def source_label(hit: Hit) -> str:
+    """Plain-text source line: file, page (if any) and section heading."""
+    label = hit.source
+    if hit.page is not None:
+        label += f", p. {hit.page}"
+    if hit.heading:
+        label += f" › {hit.heading}"
+    return label
+
+
+def quote_html(hit: Hit, highlight: bool = True) -> str:
+    """The passage verbatim, escaped, with its best-matching sentence in ``<mark>``."""
+    text = hit.text
+    s, e = hit.highlight.start, hit.highlight.end
+    if not highlight or not 0 <= s < e <= len(text):
+        return f'<blockquote class="qa-quote">{esc(text)}</blockquote>'
+    return (
+        f'<blockquote class="qa-quote">{esc(text[:s])}<mark class="qa-hl">{esc(text[s:e])}</mark>'
+        f"{esc(text[e:])}</blockquote>"
+    )
+
+
+def _passage_block(hit: Hit, badge: str, badge_class: str, highlight: bool) -> str:
+    return (
+        '<div class="qa-passage">'
+        f'<div class="qa-meta"><span class="qa-badge {badge_class}">{esc(badge)}</span>'
+        f'<span class="qa-source">{esc(source_label(hit))}</span></div>'
+        f"{quote_html(hit, highlight=highlight)}</div>"
+    )
+
+
+def render_question(question: str) -> str:
+    """The user's message, escaped."""
+    return f'<div class="qa-question">{esc(question)}</div>'
+
+
+def render_answer(answer: Answer, threshold: float, more: int = 3) -> str:
+    """The answer card: top passage with highlight, source and confidence, or the abstention.
+
+    Runner-up passages (at most ``more``) sit in a collapsed "More passages" part; below the
+    threshold the nearest passages are listed, collapsed, as weak matches. Only the answer
+    itself gets a highlight, so nothing else looks like an answer.
+    """
+    parts: list[str] = []
+    state = "qa-answered" if answer.answered else "qa-abstained"
+    parts.append(f'<div class="qa-card {state}">')
+    if answer.query and answer.query.strip() != answer.question.strip():
+        parts.append(
+            '<p class="qa-query">Follow-up: searched for '
+            f'<q class="qa-query-text">{esc(answer.query)}</q></p>'
+        )
+    if answer.answered and answer.hits:
+        top = answer.hits[0]
+        words = confidence_words(answer.confidence, threshold)
+        label = f"{words} {answer.confidence:.2f}"
+        kind = "qa-strong" if words == "strong match" else "qa-moderate"
+        parts.append(
+            f'<div class="qa-meta"><span class="qa-badge qa-conf {kind}" '
+            'title="Confidence that this passage answers the question (0 to 1)">'
+            f'{esc(label)}</span><span class="qa-source">{esc(source_label(top))}</span></div>'
+        )
+        parts.append(quote_html(top))
+        parts.append(
+            '<div class="qa-actions"><button type="button" class="qa-copy" '
+            'title="Copy the quote, its source and the match">Copy quote</button></div>'
+        )
+        rest = answer.hits[1 : 1 + more]
+        if rest:
+            parts.append(f'<details class="qa-more"><summary>More passages ({len(rest)})</summary>')
+            for hit in rest:
+                parts.append(
+                    _passage_block(hit, f"relevance {hit.score:.2f}", "qa-runner", highlight=False)
+                )
+            parts.append("</details>")
+    else:
+        parts.append(f'<p class="qa-abstain-msg">{esc(ABSTAIN_MESSAGE)}</p>')
+        weak = answer.hits[:more]
+        if weak:
+            parts.append(
+                '<details class="qa-weak-list"><summary>Nearest passages: weak matches, '
+                f"probably not an answer ({len(weak)})</summary>"
+            )
+            for hit in weak:
+                parts.append(
+                    _passage_block(hit, f"weak match {hit.score:.2f}", "qa-weak", highlight=False)
+                )
+            parts.append("</details>")
+    parts.append("</div>")
+    return "".join(parts)
+
+
+def answer_payload(answer: Answer) -> dict[str, Any]:
+    """``chatbot ask``'s JSON record for one answer, plus the retrieval query used."""
+    record = answer.to_dict()
+    record["query"] = answer.query or answer.question
+    return record
+
+
+# ---------------------------------------------------------------- feedback log
+
+
+def feedback_path(settings: Settings) -> Path:
+    return settings.index_dir / FEEDBACK_FILE
+
+
+def append_feedback(path: Path, record: dict[str, Any]) -> None:
+    """Append one JSON object as a line, under a thread lock and an exclusive file lock."""
+    line = json.dumps(record, ensure_ascii=False) + "\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with _feedback_lock, open(path, "a", encoding="utf-8") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            fh.write(line)
+            fh.flush()
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def vote_name(liked: bool | str | None) -> str:
+    """Gradio's like value as a vote: "up", "down", "cleared" or the custom option."""
+    if liked is True:
+        return "up"
+    if liked is False:
+        return "down"
+    return str(liked) if liked else "cleared"
+
+
+def feedback_record(turn: dict[str, Any], vote: str) -> dict[str, Any]:
+    """The JSON object logged for one vote on one answered turn."""
+    return {
+        "time": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "vote": vote,
+        **turn,
+    }
+
+
+# ---------------------------------------------------------------- chat turns
+
+
+def new_state() -> dict[str, Any]:
+    """Per-session chat state: the last retrieval query and a record per answer message."""
+    return {"last_query": None, "turns": {}}
+
+
+def chat_k(settings: Settings) -> int:
+    """Passages fetched for a chat turn: the top one plus two or three runner-ups."""
+    return min(max(settings.k, 3), 4)
+
+
+def chat_turn(
+    live: LiveRetriever,
+    question: str,
+    history: list[dict[str, Any]] | None,
+    state: dict[str, Any] | None,
+) -> tuple[list[dict[str, Any]], dict[str, Any], Answer | None]:
+    """Answer one chat message: returns the new history, the new state and the answer."""
+    history = list(history or [])
+    state = dict(state or new_state())
+    state["turns"] = dict(state.get("turns") or {})
+    question = (question or "").strip()
+    if not question:
+        return history, state, None
+    if len(question) > MAX_QUESTION_CHARS:
+        raise gr.Error(f"Please keep questions under {MAX_QUESTION_CHARS} characters.")
+    query = followup_query(question, state.get("last_query"))
+    retriever = live.get()
+    answer = retriever.ask(question, k=chat_k(live.settings), query=query)
+    history.append({"role": "user", "content": render_question(question)})
+    history.append({"role": "assistant", "content": render_answer(answer, retriever.threshold)})
+    state["last_query"] = answer.query or query
+    state["turns"][str(len(history) - 1)] = {
+        "answer_id": uuid.uuid4().hex[:16],  # several votes on one answer share this id
+        "question": question,
+        "query": answer.query or query,
+        "answered": answer.answered,
+        "confidence": round(float(answer.confidence), 4),
+        "passage_ids": [h.passage_id for h in answer.hits],
+        "passages": [
+            {"id": h.passage_id, "source": h.source, "start": h.start, "end": h.end}
+            for h in answer.hits
+        ],
+        "index_generation": retriever.index.manifest.get("generation", ""),
+    }
+    log.info("question answered=%s confidence=%.3f", answer.answered, answer.confidence)
+    return history, state, answer
+
+
+def corpus_counts(live: LiveRetriever) -> tuple[int, int]:
+    """(documents, passages) in the loaded index."""
+    index = live.get().index
+    return len(index.documents), len(index.passages)
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def page_title(live: LiveRetriever) -> str:
+    docs, passages = corpus_counts(live)
+    return f"Ask the documents · {_plural(docs, 'document')}, {_plural(passages, 'passage')}"
+
+
+def description(live: LiveRetriever) -> str:
+    """Plain-text description of the loaded corpus (for the page header and meta tag)."""
+    docs, passages = corpus_counts(live)
+    return (
+        f"Answers are verbatim passages from {_plural(docs, 'document')} "
+        f"({_plural(passages, 'passage')}), or an honest “not found”."
+    )
+
+
+def header_html(live: LiveRetriever, shown: int = 5) -> str:
+    """Page header: what is loaded (counts and document titles), escaped."""
+    index = live.get().index
+    names = [d.title.strip() or d.source for d in index.documents.values()]
+    items = "".join(f"<li>{esc(n)}</li>" for n in names[:shown])
+    if len(names) > shown:
+        items += f"<li>… and {len(names) - shown} more</li>"
+    return (
+        '<div class="qa-header"><h1>Ask the documents</h1>'
+        f'<p class="qa-desc">{esc(description(live))}</p>'
+        f'<ul class="qa-docs">{items}</ul></div>'
+    )
+
+
+def example_questions(live: LiveRetriever, limit: int = 3) -> list[str]:
+    """Clickable examples from section headings, kept only if they are answered confidently."""
+    retriever = live.get()
+    seen: set[str] = set()
+    out: list[str] = []
+    for p in retriever.index.passages:
+        heading = " ".join(p.heading.split())
+        if not heading or heading.casefold() in seen or len(heading) > 80:
+            continue
+        seen.add(heading.casefold())
+        question = f"What do the documents say about {heading}?"
+        try:
+            if retriever.ask(question, k=1).answered:
+                out.append(question)
+        except Exception:  # noqa: BLE001 - examples are a nicety, never a reason to fail
+            log.debug("example %r failed", question, exc_info=True)
+        if len(out) >= limit or len(seen) >= 4 * limit:
+            break
+    return out
+
+
+# ---------------------------------------------------------------- the app
+
+
+# System fonts only: nothing is fetched for the page beyond this server.
+THEME = gr.themes.Default(
+    primary_hue="teal",
+    secondary_hue="slate",
+    font=("system-ui", "Segoe UI", "Roboto", "Helvetica Neue", "Arial", "sans-serif"),
+    font_mono=("ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "monospace"),
+)
+
+CSS = """
+#qa-header [data-testid="status-tracker"] { display: none !important; }
+.qa-header h1 { font-size: 1.6em; font-weight: 600; margin: 0 0 .2em; }
+.qa-header .qa-desc { margin: 0; }
+.qa-header .qa-docs { margin: .2em 0 0 1.2em; padding: 0; list-style: disc;
+  color: var(--body-text-color-subdued); font-size: .92em; }
+.qa-note { font-size: .92em; color: var(--body-text-color); margin: .2em 0 0;
+  border-left: 3px solid var(--color-accent); padding: .1em 0 .1em .6em; }
+.qa-question { white-space: pre-wrap; }
+.qa-card { line-height: 1.55; }
+.qa-card .qa-meta { display: flex; flex-wrap: wrap; align-items: center; gap: .35em .6em;
+  font-size: .88em; margin: 0 0 .35em; }
+.qa-card .qa-badge { border-radius: 999px; padding: .05em .65em; font-weight: 600;
+  white-space: nowrap; }
+.qa-card .qa-strong { background: #dcfce7; color: #14532d; }
+.qa-card .qa-moderate { background: #fef3c7; color: #78350f; }
+.qa-card .qa-weak { background: #fee2e2; color: #7f1d1d; }
+.qa-card .qa-runner { background: var(--background-fill-secondary); color: var(--body-text-color);
+  border: 1px solid var(--border-color-primary); }
+.qa-card .qa-source { color: var(--body-text-color); opacity: .8; }
+.qa-card .qa-source::before { content: "Source: "; }
+.qa-card .qa-quote { white-space: pre-wrap !important; margin: .2em 0 .4em; padding: .5em .9em;
+  border-left: 4px solid var(--color-accent); background: var(--background-fill-secondary);
+  border-radius: 0 6px 6px 0; font-style: normal; }
+.qa-card mark.qa-hl { background: #fde68a; color: #1f2937; padding: 0 .1em; border-radius: 2px; }
+.qa-card .qa-query { font-size: .88em; color: var(--body-text-color-subdued); margin: 0 0 .4em; }
+.qa-card .qa-abstain-msg { font-weight: 600; margin: 0 0 .3em; }
+.qa-card details { margin-top: .4em; }
+.qa-card details > summary { cursor: pointer; color: var(--body-text-color-subdued);
+  font-size: .92em; }
+.qa-card details .qa-passage { margin-top: .5em; font-size: .95em; }
+.qa-card details .qa-quote { border-left: 4px solid var(--border-color-primary);
+  background: transparent; }
+.qa-card .qa-weak-list .qa-quote { border-left-style: dashed;
+  color: var(--body-text-color-subdued); }
+.qa-card .qa-actions { display: flex; gap: .5em; }
+.qa-card .qa-copy { font-size: .8em; padding: .1em .7em; border-radius: 6px; cursor: pointer;
+  border: 1px solid var(--border-color-primary); background: var(--background-fill-primary);
+  color: var(--body-text-color); }
+"""
+
+# "Copy quote": the card's verbatim quote, its source and the match label, as plain text.
+# (Gradio's sanitiser drops data-* attributes, so the text is read from the card itself.)
+COPY_JS = r"""
+() => {
+  if (window.__qaCopyInstalled) return;
+  window.__qaCopyInstalled = true;
+  const fallback = (text) => {
+    const ta = document.createElement("textarea");
+    ta.value = text;
+    ta.style.position = "fixed";
+    ta.style.opacity = "0";
+    document.body.appendChild(ta);
+    ta.select();
+    try { document.execCommand("copy"); } finally { ta.remove(); }
+  };
+  document.addEventListener("click", async (event) => {
+    const path = event.composedPath ? event.composedPath() : [event.target];
+    const btn = path.find((el) => el.classList && el.classList.contains("qa-copy"));
+    if (!btn) return;
+    event.preventDefault();
+    event.stopPropagation();
+    const card = btn.closest(".qa-card");
+    if (!card) return;
+    const part = (sel) => (card.querySelector(sel) || {}).textContent || "";
+    const text = "\u201c" + part(":scope > .qa-quote") + "\u201d\n\u2014 "
+      + part(":scope > .qa-meta .qa-source") + " (" + part(":scope > .qa-meta .qa-conf") + ")";
+    try { await navigator.clipboard.writeText(text); } catch (err) { fallback(text); }
+    btn.textContent = "Copied";
+    setTimeout(() => { btn.textContent = "Copy quote"; }, 1500);
+  }, true);
+}
+"""
+
+
+def build_app(settings: Settings, live: LiveRetriever | None = None) -> gr.Blocks:
+    """The chat UI and the named ``ask`` API endpoint, over one retriever per process."""
+    live = live or LiveRetriever(settings)
+    examples = example_questions(live)
+    placeholder = (
+        "<b>Ask a question about the documents.</b><br>"
+        "The reply quotes the best-matching passage word for word, or says it isn't there."
+    )
+
+    with gr.Blocks(title=page_title(live), analytics_enabled=False, fill_height=False) as app:
+        header = gr.HTML(header_html(live), elem_id="qa-header")
+        chatbot = gr.Chatbot(
+            label="Answers",
+            show_label=False,
+            elem_id="chat",
+            height=560,
+            layout="panel",
+            render_markdown=False,  # our HTML is already escaped; no Markdown on top
+            latex_delimiters=[],  # "$x^2$" in a document stays "$x^2$"
+            sanitize_html=True,
+            allow_tags=False,
+            line_breaks=False,
+            buttons=[],  # no share; "Copy quote" in each card copies plain text
+            feedback_options=("Like", "Dislike"),
+            placeholder=placeholder,
+            examples=[{"text": q} for q in examples] or None,
+            autoscroll=True,
+        )
+        with gr.Row(equal_height=True):
+            question = gr.Textbox(
+                show_label=False,
+                placeholder="Ask a question, e.g. a follow-up like “and in men?”",
+                max_length=MAX_QUESTION_CHARS,
+                lines=1,
+                max_lines=4,
+                scale=8,
+                elem_id="question",
+                autofocus=True,
+            )
+            ask_btn = gr.Button("Ask", variant="primary", scale=1, min_width=80, elem_id="ask")
+            clear_btn = gr.Button(
+                "Clear", variant="secondary", scale=1, min_width=80, elem_id="clear"
+            )
+        gr.HTML(f'<p class="qa-note">{esc(NOTE)}</p>', elem_id="qa-note")
+        state = gr.State(new_state())
+
+        def respond(
+            message: str, history: list[dict[str, Any]], st: dict[str, Any]
+        ) -> tuple[str, list[dict[str, Any]], dict[str, Any]]:
+            history, st, _ = chat_turn(live, message, history, st)
+            return "", history, st
+
+        def respond_example(
+            history: list[dict[str, Any]], st: dict[str, Any], evt: gr.SelectData
+        ) -> tuple[str, list[dict[str, Any]], dict[str, Any]]:
+            value = evt.value if isinstance(evt.value, dict) else {"text": str(evt.value)}
+            return respond(value.get("text", ""), history, st)
+
+        def on_like(st: dict[str, Any], data: gr.LikeData) -> None:
+            index = data.index[0] if isinstance(data.index, (list, tuple)) else data.index
+            turn = (st or {}).get("turns", {}).get(str(index))
+            if turn is None:
+                log.warning("feedback for unknown message %s ignored", index)
+                return
+            append_feedback(feedback_path(settings), feedback_record(turn, vote_name(data.liked)))
+
+        def clear() -> tuple[str, list[dict[str, Any]], dict[str, Any]]:
+            return "", [], new_state()
+
+        io = {"inputs": [question, chatbot, state], "outputs": [question, chatbot, state]}
+        private = {"api_visibility": "private"}
+        question.submit(respond, **io, **private)
+        ask_btn.click(respond, **io, **private)
+        chatbot.example_select(
+            respond_example, [chatbot, state], [question, chatbot, state], **private
+        )
+        chatbot.like(on_like, [state], None, **private)
+        clear_btn.click(clear, None, [question, chatbot, state], **private)
+        chatbot.clear(lambda: new_state(), None, [state], **private)
+
+        def ask(question: str, k: int = 3, previous: str = "") -> dict:
+            """Answer one question: the `chatbot ask` JSON record plus "query" (the text searched).
+
+            Pass the previous question (or its "query") as `previous` to ask a follow-up.
+            """
+            question = (question or "").strip()
+            if len(question) > MAX_QUESTION_CHARS:
+                raise gr.Error(f"question longer than {MAX_QUESTION_CHARS} characters")
+            if not 1 <= int(k) <= MAX_API_K:
+                raise gr.Error(f"k must be between 1 and {MAX_API_K}")
+            query = followup_query(question, previous or None)
+            return answer_payload(live.get().ask(question, k=int(k), query=query))
+
+        gr.api(ask, api_name=API_NAME)
+        # The index may have been rebuilt since start-up: refresh what the header says.
+        app.load(
+            lambda: header_html(live),
+            None,
+            [header],
+            show_progress="hidden",
+            queue=False,
+            **private,
+        )
+
+    app.live_retriever = live  # type: ignore[attr-defined]  # for tests and serve()
+    return app
+
+
+def launch_options(settings: Settings, live: LiveRetriever) -> dict[str, Any]:
+    """Keyword arguments for ``Blocks.launch``: local bind, no sharing, our CSS and JS."""
+    meta = esc(f"{page_title(live)}. {description(live)}")
+    return {
+        "server_name": settings.host,
+        "server_port": settings.port,
+        "share": False,
+        "inbrowser": False,
+        "ssr_mode": False,
+        "pwa": False,
+        "mcp_server": False,
+        "enable_monitoring": False,
+        "show_error": False,
+        "quiet": True,  # we print one line ourselves, without Gradio's share-link hint
+        "footer_links": ["api"],
+        "theme": THEME,
+        "css": CSS,
+        "js": COPY_JS,
+        "head": f'<meta name="description" content="{meta}">',
+    }
+
+
+def serve(
+    settings: Settings, *, block: bool = True, live: LiveRetriever | None = None
+) -> gr.Blocks:
+    """Start the chat on ``settings.host:settings.port`` (``block=False`` returns at once)."""
+    app = build_app(settings, live)
+    app.queue(default_concurrency_limit=CONCURRENCY, max_size=MAX_QUEUE)
+    opts = launch_options(settings, app.live_retriever)  # type: ignore[attr-defined]
+    log.info("serving %s on http://%s:%s", settings.index_dir, settings.host, settings.port)
+    app.launch(prevent_thread_lock=True, **opts)
+    if settings.host not in ("127.0.0.1", "localhost", "::1"):
+        log.warning("listening on %s: the chat is reachable from other machines", settings.host)
+    if block:
+        print(f"Chat running at {app.local_url}  (Ctrl+C to stop)", file=sys.stderr, flush=True)
+        app.block_thread()
+    return app

@@ -1,0 +1,352 @@
+"""The chat app without a browser: card HTML, escaping, chat turns, feedback log, launch options."""
+
+from __future__ import annotations
+
+import json
+import threading
+from html.parser import HTMLParser
+from pathlib import Path
+
+import gradio as gr
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from chatbot import app as chat_app
+from chatbot import service
+from chatbot.config import ABSTAIN_MESSAGE, Settings
+from chatbot.types import Answer, Hit, Span
+
+HOSTILE = (
+    "Before <script>alert(1)</script> and <img src=x onerror=alert(1)> then "
+    "[a link](http://example.com), $x^2$, $$y$$, *stars*, `code` & \"quotes\" 'single'."
+)
+
+
+class CardParser(HTMLParser):
+    """Collects element tags and the text inside blockquotes and marks."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tags: list[str] = []
+        self.quotes: list[str] = []
+        self.marks: list[str] = []
+        self._in_quote = 0
+        self._in_mark = 0
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:
+        self.tags.append(tag)
+        if tag == "blockquote":
+            self._in_quote += 1
+            self.quotes.append("")
+        elif tag == "mark":
+            self._in_mark += 1
+            self.marks.append("")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "blockquote":
+            self._in_quote -= 1
+        elif tag == "mark":
+            self._in_mark -= 1
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+        if self._in_quote:
+            self.quotes[-1] += data
+        if self._in_mark:
+            self.marks[-1] += data
+
+
+def parse(markup: str) -> CardParser:
+    p = CardParser()
+    p.feed(markup)
+    p.close()
+    return p
+
+
+def make_hit(text: str, rank: int = 1, score: float = 0.8, span: Span | None = None) -> Hit:
+    return Hit(
+        rank=rank,
+        passage_id=rank * 10,
+        text=text,
+        source="docs/hostile <b>.md",
+        start=0,
+        end=len(text),
+        heading="Section <i>one</i>",
+        score=score,
+        highlight=span or Span(0, len(text)),
+    )
+
+
+def make_answer(hits: list[Hit], answered: bool = True, confidence: float = 0.9, **kw) -> Answer:
+    return Answer(
+        question=kw.pop("question", "what?"),
+        answered=answered,
+        answer=hits[0].text if answered and hits else ABSTAIN_MESSAGE,
+        confidence=confidence,
+        hits=hits,
+        query=kw.pop("query", ""),
+    )
+
+
+# ------------------------------------------------------------------ card HTML
+
+
+def test_card_quotes_top_passage_verbatim_with_highlight_source_and_confidence() -> None:
+    text = "First sentence here. The best sentence is this one. Last sentence."
+    s = text.index("The best")
+    e = text.index(" Last")
+    hits = [make_hit(text, span=Span(s, e))] + [
+        make_hit(f"Runner {i} text.", rank=i, score=0.5) for i in (2, 3, 4)
+    ]
+    card = chat_app.render_answer(make_answer(hits, confidence=0.82), threshold=0.5)
+    p = parse(card)
+    assert p.quotes[0] == text
+    assert p.marks[0] == text[s:e]
+    assert "strong match 0.82" in card
+    assert "docs/hostile &lt;b&gt;.md › Section &lt;i&gt;one&lt;/i&gt;" in card
+    assert '<details class="qa-more"><summary>More passages (3)</summary>' in card
+    assert p.quotes[1:] == ["Runner 2 text.", "Runner 3 text.", "Runner 4 text."]
+    assert len(p.marks) == 1  # only the answer is highlighted
+    assert "Copy quote" in card
+    assert "<details open" not in card  # runner-ups start collapsed
+
+
+def test_runner_ups_are_capped() -> None:
+    hits = [make_hit(f"Passage {i}.", rank=i) for i in range(1, 7)]
+    card = chat_app.render_answer(make_answer(hits), threshold=0.5, more=2)
+    assert "More passages (2)" in card
+    assert len(parse(card).quotes) == 3
+
+
+def test_hostile_text_is_escaped_everywhere() -> None:
+    hit = make_hit(HOSTILE, span=Span(7, 40))
+    answer = make_answer([hit], question=HOSTILE, query=f"<b>prev</b> {HOSTILE}")
+    card = chat_app.render_answer(answer, threshold=0.5)
+    p = parse(card)
+    assert p.quotes == [HOSTILE]
+    assert set(p.tags) <= {"div", "span", "blockquote", "mark", "button", "p", "q"}
+    assert "<script" not in card and "<img" not in card and "<b>" not in card
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in card
+    assert "onerror=alert(1)&gt;" in card
+    question = chat_app.render_question(HOSTILE)
+    assert parse(question).tags == ["div"]
+    assert "".join(parse(question).text) == HOSTILE
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    text=st.text(
+        alphabet=st.sampled_from(list("ab <>&\"'/=$*[]()`\\\n\t.é€")), min_size=1, max_size=60
+    ),
+    data=st.data(),
+)
+def test_quote_round_trips_any_text_exactly(text: str, data: st.DataObject) -> None:
+    s = data.draw(st.integers(0, len(text) - 1))
+    e = data.draw(st.integers(s + 1, len(text)))
+    card = chat_app.render_answer(make_answer([make_hit(text, span=Span(s, e))]), threshold=0.5)
+    p = parse(card)
+    assert p.quotes == [text]
+    assert p.marks == [text[s:e]]
+
+
+def test_bad_highlight_span_shows_the_passage_without_mark() -> None:
+    card = chat_app.render_answer(make_answer([make_hit("Short.", span=Span(3, 99))]), 0.5)
+    assert parse(card).quotes == ["Short."]
+    assert "<mark" not in card
+
+
+def test_abstention_shows_message_and_weak_matches_without_highlight() -> None:
+    hits = [make_hit(f"Weak {i} <x>.", rank=i, score=0.1) for i in (1, 2, 3, 4)]
+    card = chat_app.render_answer(make_answer(hits, answered=False, confidence=0.2), 0.5)
+    assert f'<p class="qa-abstain-msg">{chat_app.esc(ABSTAIN_MESSAGE)}</p>' in card
+    assert "weak matches" in card and "weak match 0.10" in card
+    assert "<mark" not in card and "strong match" not in card and "Copy quote" not in card
+    assert parse(card).quotes == ["Weak 1 <x>.", "Weak 2 <x>.", "Weak 3 <x>."]
+
+
+def test_abstention_without_hits_is_just_the_message() -> None:
+    card = chat_app.render_answer(make_answer([], answered=False, confidence=0.0), 0.5)
+    assert parse(card).quotes == []
+    assert "".join(parse(card).text) == ABSTAIN_MESSAGE
+
+
+def test_followup_query_is_shown_only_when_it_differs() -> None:
+    hit = make_hit("Text.")
+    same = chat_app.render_answer(make_answer([hit], question="q?", query="q?"), 0.5)
+    assert "searched for" not in same
+    other = chat_app.render_answer(make_answer([hit], question="and <b>?", query="p and <b>?"), 0.5)
+    assert "Follow-up: searched for" in other and "p and &lt;b&gt;?" in other
+
+
+@pytest.mark.parametrize(
+    ("confidence", "threshold", "words"),
+    [(0.95, 0.5, "strong match"), (0.8, 0.5, "strong match"), (0.6, 0.5, "moderate match")]
+    + [(0.49, 0.5, "weak match"), (0.85, 0.9, "weak match"), (0.92, 0.9, "strong match")],
+)
+def test_confidence_words(confidence: float, threshold: float, words: str) -> None:
+    assert chat_app.confidence_words(confidence, threshold) == words
+
+
+def test_answer_payload_is_the_cli_record_plus_query() -> None:
+    answer = make_answer([make_hit("Text.")], question="q", query="p q")
+    payload = chat_app.answer_payload(answer)
+    assert payload == {**answer.to_dict(), "query": "p q"}
+    assert json.loads(json.dumps(payload)) == payload
+
+
+# ------------------------------------------------------------------ feedback log
+
+
+def test_feedback_appends_one_json_line_per_vote_under_concurrency(tmp_path: Path) -> None:
+    path = tmp_path / "index" / chat_app.FEEDBACK_FILE
+    turn = {"question": "q <b>", "query": "q <b>", "passage_ids": [3, 1], "answered": True}
+
+    def vote(i: int) -> None:
+        record = chat_app.feedback_record(turn, chat_app.vote_name(i % 2 == 0))
+        chat_app.append_feedback(path, record)
+
+    threads = [threading.Thread(target=vote, args=(i,)) for i in range(40)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    lines = path.read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 40
+    records = [json.loads(line) for line in lines]
+    assert {r["vote"] for r in records} == {"up", "down"}
+    assert all(r["question"] == "q <b>" and r["passage_ids"] == [3, 1] for r in records)
+    assert all(r["time"].endswith("+00:00") for r in records)
+
+
+def test_vote_names() -> None:
+    assert chat_app.vote_name(True) == "up"
+    assert chat_app.vote_name(False) == "down"
+    assert chat_app.vote_name("") == "cleared"
+    assert chat_app.vote_name(None) == "cleared"
+    assert chat_app.vote_name("Wrong source") == "Wrong source"
+
+
+# ------------------------------------------------------------------ the app over a fake index
+
+
+def _api_fn(app: gr.Blocks, name: str):
+    fns = [f for f in app.fns.values() if f.api_name == name]
+    assert len(fns) == 1, [f.api_name for f in app.fns.values()]
+    return fns[0]
+
+
+def test_build_app_loads_retrieval_once_and_names_the_api(
+    fake_index: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = []
+    real_open = service.open_retriever
+    monkeypatch.setattr(service, "open_retriever", lambda s: calls.append(s) or real_open(s))
+    app = chat_app.build_app(fake_index)
+    assert isinstance(app, gr.Blocks)
+    assert app.title.startswith("Ask the documents · 2 documents, ")
+    assert not app.analytics_enabled
+    ask = _api_fn(app, chat_app.API_NAME)
+    assert ask.api_visibility == "public"
+    public = {f.api_name for f in app.fns.values() if f.api_visibility == "public"}
+    assert public == {chat_app.API_NAME}  # chat internals are not part of the API
+    live = app.live_retriever
+    history, state = [], chat_app.new_state()
+    for q in ["How hot should the water be for green tea?", "and for black tea?", "calcium?"]:
+        history, state, _ = chat_app.chat_turn(live, q, history, state)
+    ask.fn("How much calcium do adults need?")
+    assert len(calls) == 1
+
+
+def test_api_returns_cli_record_plus_query_and_supports_followups(fake_index: Settings) -> None:
+    app = chat_app.build_app(fake_index)
+    ask = _api_fn(app, chat_app.API_NAME).fn
+    retriever = app.live_retriever.get()
+    q = "How much calcium do adults need per day?"
+    out = ask(q)
+    expected = retriever.ask(q, k=3).to_dict()
+    assert {k: v for k, v in out.items() if k != "query"} == expected
+    assert out["query"] == q
+    assert out["answered"] and "1000 mg" in out["answer"]
+    follow = ask("and what about exercise?", 2, q)
+    assert follow["query"] == f"{q} and what about exercise?"
+    assert follow["question"] == "and what about exercise?"
+    assert len(follow["passages"]) == 2
+    with pytest.raises(gr.Error):
+        ask(q, 0)
+    with pytest.raises(gr.Error):
+        ask("x" * (chat_app.MAX_QUESTION_CHARS + 1))
+
+
+def test_chat_turn_renders_escaped_history_and_records_turns(fake_index: Settings) -> None:
+    live = service.LiveRetriever(fake_index)
+    q1 = "  How much calcium do adults need per day?  "
+    history, state, answer = chat_app.chat_turn(live, q1, [], chat_app.new_state())
+    assert answer is not None and answer.answered
+    assert [m["role"] for m in history] == ["user", "assistant"]
+    assert parse(history[1]["content"]).quotes[0] == answer.hits[0].text
+    turn = state["turns"]["1"]
+    assert turn["question"] == q1.strip()
+    assert turn["passage_ids"] == [h.passage_id for h in answer.hits]
+    assert turn["passages"][0]["source"] == answer.hits[0].source
+    history, state, follow = chat_app.chat_turn(live, "and in children?", history, state)
+    assert follow is not None and follow.query == f"{q1.strip()} and in children?"
+    assert "Follow-up: searched for" in history[3]["content"]
+    assert set(state["turns"]) == {"1", "3"}
+    hostile = "<img src=x onerror=alert(1)> [x](http://e.com) $x^2$ calcium"
+    history, state, _ = chat_app.chat_turn(live, hostile, history, state)
+    assert history[4]["content"] == f'<div class="qa-question">{chat_app.esc(hostile)}</div>'
+    assert "<img" not in history[5]["content"]
+    # Blank input changes nothing.
+    same, same_state, none = chat_app.chat_turn(live, "   ", history, state)
+    assert none is None and same == history and same_state["turns"] == state["turns"]
+
+
+def test_off_topic_question_abstains_in_the_chat(fake_index: Settings) -> None:
+    live = service.LiveRetriever(fake_index)
+    history, _, answer = chat_app.chat_turn(live, "Who won the 1998 world cup final?", [], None)
+    assert answer is not None and not answer.answered
+    assert chat_app.esc(ABSTAIN_MESSAGE) in history[1]["content"]
+
+
+def test_header_examples_and_title_describe_the_corpus(fake_index: Settings) -> None:
+    live = service.LiveRetriever(fake_index)
+    docs, passages = chat_app.corpus_counts(live)
+    assert docs == 2 and passages == len(live.get().index.passages)
+    header = chat_app.header_html(live)
+    assert f"{docs} documents" in header and f"{passages} passage" in header
+    assert "Bone health" in header and "Green Tea" in header
+    assert f"{docs} documents, {passages} passage" in chat_app.page_title(live)
+    for q in chat_app.example_questions(live):
+        assert live.get().ask(q).answered
+
+
+def test_launch_options_bind_locally_without_sharing(fake_index: Settings) -> None:
+    live = service.LiveRetriever(fake_index)
+    opts = chat_app.launch_options(fake_index, live)
+    assert opts["server_name"] == "127.0.0.1" and opts["server_port"] == 7860
+    assert opts["share"] is False and opts["mcp_server"] is False
+    assert '<meta name="description"' in opts["head"]
+    env = {"CHATBOT_HOST": "0.0.0.0", "CHATBOT_PORT": "8123"}
+    custom = Settings.from_env(env, index=fake_index.index, model=fake_index.model)
+    opts = chat_app.launch_options(custom, live)
+    assert (opts["server_name"], opts["server_port"]) == ("0.0.0.0", 8123)
+
+
+def test_serve_queues_with_concurrency_and_launches_with_options(
+    fake_index: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: dict = {}
+    monkeypatch.setattr(gr.Blocks, "launch", lambda self, **kw: seen.update(kw))
+    app = chat_app.serve(fake_index, block=False)
+    assert seen["share"] is False and seen["server_name"] == "127.0.0.1"
+    assert seen["prevent_thread_lock"] is True
+    assert app._queue.default_concurrency_limit == chat_app.CONCURRENCY > 1
+    assert app._queue.max_size == chat_app.MAX_QUEUE
+
+
+def test_analytics_are_off() -> None:
+    import os
+
+    assert os.environ["GRADIO_ANALYTICS_ENABLED"] == "False"

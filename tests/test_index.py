@@ -1,0 +1,121 @@
+"""The index folder: manifest, atomic writes, incremental reuse, mismatch refusal, locking."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from chatbot import index as ix
+from chatbot import service
+from chatbot.config import Settings
+
+from .conftest import DOCS
+
+
+def test_build_writes_self_describing_index(fake_index: Settings) -> None:
+    manifest = json.loads((fake_index.index_dir / "manifest.json").read_text())
+    assert manifest["model"] == "fake-64"
+    assert manifest["dim"] == 64
+    assert manifest["splitter"] == fake_index.splitter_settings()
+    assert set(manifest["documents"]) == {"tea.txt", "bones.md"} or all(
+        s.endswith(("tea.txt", "bones.md")) for s in manifest["documents"]
+    )
+    for rec in manifest["documents"].values():
+        assert len(rec["sha256"]) == 64 and rec["passages"] > 0
+    assert "bm25s" in manifest["versions"] and "faiss-cpu" in manifest["versions"]
+    index = ix.load(fake_index.index_dir)
+    assert index.vectors.shape == (len(index.passages), 64)
+    assert index.faiss_index.ntotal == len(index.passages)
+    for p in index.passages:
+        assert index.documents[p.source].text[p.start : p.end] == p.text
+
+
+def test_mismatched_model_or_splitter_is_refused(fake_index: Settings) -> None:
+    with pytest.raises(ix.IndexError_, match="rebuild"):
+        ix.load(fake_index.index_dir, model="fake-32")
+    with pytest.raises(ix.IndexError_, match="splitter"):
+        ix.load(fake_index.index_dir, splitter={"max_chars": 10, "min_chars": 1, "overlap": 0})
+
+
+def test_missing_index_says_how_to_build(tmp_path: Path) -> None:
+    with pytest.raises(ix.IndexError_, match="chatbot index build"):
+        ix.load(tmp_path / "nothing")
+
+
+def test_unchanged_build_is_a_no_op(fake_index: Settings) -> None:
+    before = (fake_index.index_dir / "manifest.json").read_text()
+    summary = service.build(fake_index, replace_all=True)
+    assert summary.added == [] and len(summary.unchanged) == 2
+    assert (fake_index.index_dir / "manifest.json").read_text() == before
+
+
+def test_add_then_remove_equals_fresh_build(fake_index: Settings, tmp_path: Path) -> None:
+    extra = tmp_path / "extra.txt"
+    extra.write_text("Tea and bones\n\nGreen tea may help bone density in older women.\n")
+    before = service.open_retriever(fake_index).ask("calcium per day", k=3).to_dict()
+    summary = service.build(fake_index, [extra])
+    assert len(summary.added) == 1 and summary.new_passages >= 1
+    after_add = service.open_retriever(fake_index).ask("green tea bone density", k=3)
+    assert after_add.hits[0].source.endswith("extra.txt")
+    service.remove(fake_index, [str(extra)])
+    after = service.open_retriever(fake_index).ask("calcium per day", k=3).to_dict()
+    assert after == before
+    # Same passages, vectors and BM25 scores as a fresh build of the same files.
+    fresh = Settings(index=str(tmp_path / "fresh"), corpus=fake_index.corpus, model="fake-64")
+    service.build(fresh, replace_all=True)
+    a, b = ix.load(fake_index.index_dir), ix.load(fresh.index_dir)
+    assert [p.text for p in a.passages] == [p.text for p in b.passages]
+    np.testing.assert_allclose(a.vectors, b.vectors)
+    np.testing.assert_allclose(a.lexical.scores(["calcium"]), b.lexical.scores(["calcium"]))
+
+
+def test_changed_document_is_reembedded_others_reused(fake_index: Settings) -> None:
+    tea = fake_index.corpus_dir / "tea.txt"
+    tea.write_text(tea.read_text() + "\nOolong\n\nOolong tea is partly oxidised.\n")
+    summary = service.build(fake_index, replace_all=True)
+    assert [s.rsplit("/", 1)[-1] for s in summary.updated] == ["tea.txt"]
+    assert [s.rsplit("/", 1)[-1] for s in summary.unchanged] == ["bones.md"]
+    ans = service.open_retriever(fake_index).ask("oolong oxidised")
+    assert "Oolong tea is partly oxidised." in ans.hits[0].text
+
+
+def test_bad_files_are_skipped_and_reported(fake_settings: Settings) -> None:
+    corpus = fake_settings.corpus_dir
+    shutil.copytree(DOCS, corpus)
+    (corpus / "empty.txt").write_text("")
+    (corpus / "binary.txt").write_bytes(b"\x00\x01\x02" * 100)
+    summary = service.build(fake_settings, replace_all=True)
+    assert len(summary.added) == 2
+    reasons = " ".join(r for _, r in summary.failed)
+    assert "empty.txt: file is empty" in reasons and "binary.txt: looks binary" in reasons
+    assert "2 failed" in summary.line()
+
+
+def test_crash_before_manifest_swap_keeps_previous_index(
+    fake_index: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = ix.load(fake_index.index_dir)
+    (fake_index.corpus_dir / "new.txt").write_text("Coffee\n\nCoffee contains caffeine.\n")
+
+    def boom(*a: object, **k: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(ix.os, "replace", boom)
+    with pytest.raises(OSError):
+        service.build(fake_index, replace_all=True)
+    monkeypatch.undo()
+    after = ix.load(fake_index.index_dir)
+    assert [p.text for p in after.passages] == [p.text for p in before.passages]
+
+
+def test_lock_serialises_writers(fake_index: Settings) -> None:
+    with (
+        ix.write_lock(fake_index.index_dir),
+        pytest.raises(ix.IndexError_, match="another process"),
+        ix.write_lock(fake_index.index_dir, timeout=0.2),
+    ):
+        pass
