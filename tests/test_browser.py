@@ -2,7 +2,7 @@
 
 The app runs in this process on a free port on 127.0.0.1: one server over the real corpus with
 the bundled model, one over a hostile document with the fake embedder. Screenshots go to
-``tests/artifacts/``; with CHATBOT_UPDATE_DOCS=1 the answered chat is also copied to ``docs/chat.png``.
+``tests/artifacts/``; with CHATBOT_UPDATE_DOCS=1 the answered chat also goes to ``docs/chat.png``.
 """
 
 from __future__ import annotations
