@@ -10,7 +10,7 @@ import numpy as np
 
 from .config import ABSTAIN_MESSAGE
 from .embedder import Embedder
-from .index import Index, match_text
+from .index import Index
 from .lexical import tokenize
 from .types import Answer, Hit, Span
 
@@ -21,14 +21,17 @@ log = logging.getLogger(__name__)
 class Fusion:
     """Weights of the evidence mix and of the confidence model (tuned in ``bench/``)."""
 
-    w_passage: float = 0.35  # cosine(question, passage with heading)
-    w_sentence: float = 0.35  # best cosine(question, one sentence of the passage)
-    w_lexical: float = 0.30  # BM25 / BM25 of an ideal passage holding every query term
+    w_passage: float = 0.34  # cosine(question, passage with heading)
+    w_sentence: float = 0.33  # best cosine(question, one sentence of the passage)
+    w_lexical: float = 0.33  # BM25 / BM25 of an ideal passage holding every query term
     candidates: int = 50  # per evidence source, before fusion
-    # confidence = sigmoid(slope * (sentence_cos + cov_weight * coverage - center))
-    conf_center: float = 0.62
-    conf_slope: float = 12.0
-    conf_coverage: float = 0.5
+    # confidence = sigmoid(conf_sentence * best sentence cosine + conf_lexical * lexical
+    # - conf_bias), a logistic fit (bench/calibrate.py) of "top passage is right" on SQuAD dev
+    # questions (own article indexed = answerable, own article masked = unanswerable) and
+    # the vitamin K2 dev questions.
+    conf_sentence: float = 5.94
+    conf_lexical: float = 3.66
+    conf_bias: float = 3.95
 
 
 @dataclass
@@ -56,7 +59,6 @@ class Retriever:
             (len(p.sentences) for p in index.passages), dtype=np.int64, count=len(index.passages)
         )
         self._idf, self._idf_unknown = self._idf_table()
-        self._tokens: dict[int, set[str]] = {}  # passage id -> tokens (with heading context)
         self._sent_tokens: dict[int, list[set[str]]] = {}
 
     def _idf_table(self) -> tuple[dict[str, float], float]:
@@ -108,9 +110,7 @@ class Retriever:
         fused = self.fuse(feats)
         order = np.argsort(-fused, kind="stable")
         top = int(order[0])
-        confidence = self._confidence(
-            float(feats.sentence[top]), self._coverage(feats.tokens, int(feats.cand[top]))
-        )
+        confidence = self._confidence(float(feats.sentence[top]), float(feats.lexical[top]))
         hits = self._hits(feats, fused, order, qvec, k)
         answered = confidence >= self.threshold
         return Answer(
@@ -171,26 +171,10 @@ class Retriever:
         w = self.fusion
         return w.w_passage * f.dense + w.w_sentence * f.sentence + w.w_lexical * f.lexical
 
-    def passage_tokens(self, i: int) -> set[str]:
-        tokens = self._tokens.get(i)
-        if tokens is None:
-            p = self.index.passages[i]
-            tokens = set(tokenize(match_text(p, self.index.documents[p.source].title)))
-            self._tokens[i] = tokens
-        return tokens
-
-    def _coverage(self, tokens: list[str], i: int) -> float:
-        """IDF-weighted share of the query's terms found in passage ``i`` (with heading)."""
-        if not tokens:
-            return 0.0
-        present = self.passage_tokens(i)
-        weights = {t: self._idf.get(t, self._idf_unknown) for t in set(tokens)}
-        total = sum(weights.values())
-        return sum(w for t, w in weights.items() if t in present) / total if total else 0.0
-
-    def _confidence(self, sentence_cos: float, coverage: float) -> float:
+    def _confidence(self, sentence_cos: float, lexical: float) -> float:
+        """How likely the top passage answers the question, in [0, 1]."""
         f = self.fusion
-        z = f.conf_slope * (sentence_cos + f.conf_coverage * coverage - f.conf_center)
+        z = f.conf_sentence * sentence_cos + f.conf_lexical * lexical - f.conf_bias
         return 1.0 / (1.0 + math.exp(-z))
 
     # ------------------------------------------------------------------------- results
@@ -198,31 +182,44 @@ class Retriever:
     def _hits(
         self, f: Features, fused: np.ndarray, order: np.ndarray, qvec: np.ndarray, k: int
     ) -> list[Hit]:
-        """Top ``k`` passages, skipping near-duplicates (overlapping or identical text)."""
+        """Top ``k`` passages, each text shown once.
+
+        A passage overlapping a better-ranked one (neighbouring windows share a sentence) is
+        trimmed to its sentences not shown yet, or skipped if none are left; identical text
+        from another document is skipped too.
+        """
         hits: list[Hit] = []
-        taken: list[tuple[str, int, int]] = []
+        shown: dict[str, list[tuple[int, int]]] = {}
         seen_text: set[str] = set()
         for o in order:
             i = int(f.cand[o])
             p = self.index.passages[i]
-            key = " ".join(p.text.split()).casefold()
-            if key in seen_text or any(
-                s == p.source and p.start < e and st < p.end for s, st, e in taken
-            ):
+            spans = shown.setdefault(p.source, [])
+            keep = [
+                (s, e)
+                for s, e in p.sentences
+                if not any(p.start + s < b and a < p.start + e for a, b in spans)
+            ]
+            if not keep:
+                continue
+            start, end = p.start + keep[0][0], p.start + keep[-1][1]
+            text = p.text[start - p.start : end - p.start]
+            key = " ".join(text.split()).casefold()
+            if key in seen_text:
                 continue
             seen_text.add(key)
-            taken.append((p.source, p.start, p.end))
+            spans.append((start, end))
             hits.append(
                 Hit(
                     rank=len(hits) + 1,
                     passage_id=i,
-                    text=p.text,
+                    text=text,
                     source=p.source,
-                    start=p.start,
-                    end=p.end,
+                    start=start,
+                    end=end,
                     heading=p.heading,
                     score=float(fused[o]),
-                    highlight=self._highlight(i, qvec, f.tokens),
+                    highlight=self._highlight(i, qvec, f.tokens, start - p.start, end - p.start),
                     page=p.page,
                 )
             )
@@ -230,21 +227,27 @@ class Retriever:
                 break
         return hits
 
-    def _highlight(self, i: int, qvec: np.ndarray, tokens: list[str]) -> Span:
-        """The passage's best-matching sentence (relative offsets): cosine plus term overlap."""
+    def _highlight(
+        self, i: int, qvec: np.ndarray, tokens: list[str], lo: int = 0, hi: int | None = None
+    ) -> Span:
+        """The best-matching sentence within ``[lo, hi)`` of passage ``i``, relative to ``lo``.
+
+        Scored by cosine plus a little term overlap, so an exact-wording match wins ties.
+        """
         p = self.index.passages[i]
-        if len(p.sentences) <= 1:
-            s, e = p.sentences[0] if p.sentences else (0, len(p.text))
-            return Span(s, e)
+        hi = len(p.text) if hi is None else hi
         sims = self.index.passage_sentences(i) @ qvec
         sent_tokens = self._sent_tokens.get(i)
         if sent_tokens is None:
             sent_tokens = [set(tokenize(p.text[s:e])) for s, e in p.sentences]
             self._sent_tokens[i] = sent_tokens
         qset = set(tokens)
-        scores = [
-            float(sims[j]) + (0.2 * len(qset & words) / len(qset) if qset else 0.0)
-            for j, words in enumerate(sent_tokens)
-        ]
-        s, e = p.sentences[int(np.argmax(scores))]
-        return Span(s, e)
+        best, best_score = (lo, hi), -np.inf
+        for j, (s, e) in enumerate(p.sentences):
+            if s < lo or e > hi:
+                continue
+            overlap = len(qset & sent_tokens[j]) / len(qset) if qset else 0.0
+            score = float(sims[j]) + 0.2 * overlap
+            if score > best_score:
+                best, best_score = (s, e), score
+        return Span(best[0] - lo, best[1] - lo)

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from .embedder import Embedder
-from .index import index_files
+from .index import IndexError_, index_files, load, save
 from .retrieval import Fusion, Retriever
 
 log = logging.getLogger(__name__)
@@ -106,15 +106,34 @@ def run(
     fusion: Fusion = Fusion(),
     baselines: bool = True,
     progress: bool = False,
+    keep_index: Path | None = None,
 ) -> tuple[list[RunFigures], dict[str, float]]:
-    """Index the articles of ``squad_file`` and evaluate fused, BM25-only and dense-only runs."""
+    """Index the articles of ``squad_file`` and evaluate fused, BM25-only and dense-only runs.
+
+    With ``keep_index`` the built index is saved there and reused by later runs with the same
+    model, splitter and articles (content hashes decide, as for any index).
+    """
     docs_dir = work_dir / "docs"
     questions = write_articles(squad_file, docs_dir, limit)
+    base = None
+    if keep_index is not None and (keep_index / "manifest.json").exists():
+        try:
+            base = load(keep_index, embedder.name, splitter)
+        except IndexError_:
+            base = None
     t0 = time.perf_counter()
-    index, _ = index_files(
-        [docs_dir], embedder, splitter, progress=progress, source_of=lambda p: p.name
+    index, summary = index_files(
+        [docs_dir],
+        embedder,
+        splitter,
+        base=base,
+        replace_all=True,
+        progress=progress,
+        source_of=lambda p: p.name,
     )
     t_index = time.perf_counter() - t0
+    if keep_index is not None and (summary.added or summary.updated or summary.removed):
+        save(index, keep_index)
     t0 = time.perf_counter()
     qvecs = embedder.encode([q.question for q in questions], progress=progress)
     t_embed = time.perf_counter() - t0

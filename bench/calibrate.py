@@ -1,0 +1,135 @@
+"""Fit the confidence model: P(top passage is right) from best-sentence cosine and lexical score.
+
+    .venv/bin/python bench/calibrate.py [--keep DIR] [--limit N]
+
+Training data, all with the project's default retrieval:
+- SQuAD v1.1 dev questions against the indexed articles: label 1 if the top passage covers the
+  gold answer, else 0; and the same questions with their own article's passages masked out
+  (unanswerable: label 0);
+- the vitamin K2 dev questions (bench/k2_questions.jsonl): label 1 if the top passage contains an
+  expected text, 0 otherwise and for every off-topic question. The held-out file is not used.
+The two sources get equal total weight. Prints the coefficients to copy into
+``chatbot.retrieval.Fusion`` and what they do on each source at the default threshold.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from chatbot import service  # noqa: E402
+from chatbot.config import Settings  # noqa: E402
+from chatbot.embedder import get_embedder  # noqa: E402
+from chatbot.evaluate import matches  # noqa: E402
+from chatbot.index import IndexError_, index_files, load, save  # noqa: E402
+from chatbot.retrieval import Retriever  # noqa: E402
+from chatbot.squad import covers, write_articles  # noqa: E402
+
+SQUAD = ROOT.parent / "shared" / "datasets" / "squad-v1.1" / "dev-v1.1.json"
+
+
+def top_features(r: Retriever, f, mask: np.ndarray | None = None) -> tuple[list[float], int]:
+    """(best-sentence cosine, lexical) of the top fused candidate, optionally among ``mask``."""
+    fused = r.fuse(f)
+    if mask is not None:
+        fused = np.where(mask, fused, -np.inf)
+    t = int(np.argmax(fused))
+    return [float(f.sentence[t]), float(f.lexical[t])], int(f.cand[t])
+
+
+def squad_rows(settings: Settings, keep: Path | None, limit: int | None) -> tuple[list, list]:
+    emb = get_embedder(settings.model)
+    with tempfile.TemporaryDirectory() as tmp:
+        docs = Path(tmp) / "docs"
+        questions = write_articles(SQUAD, docs, limit)
+        base = None
+        if keep is not None and (keep / "manifest.json").exists():
+            try:
+                base = load(keep, emb.name, settings.splitter_settings())
+            except IndexError_:
+                base = None
+        index, summary = index_files(
+            [docs],
+            emb,
+            settings.splitter_settings(),
+            base=base,
+            replace_all=True,
+            source_of=lambda p: p.name,
+        )
+        if keep is not None and (summary.added or summary.updated or summary.removed):
+            save(index, keep)
+    r = Retriever(index, emb)
+    qvecs = emb.encode([q.question for q in questions])
+    X, y = [], []
+    for q, v in zip(questions, qvecs, strict=True):
+        f = r.features(q.question, v)
+        x, i = top_features(r, f)
+        p = index.passages[i]
+        X.append(x)
+        y.append(int(covers(p.source, p.start, p.end, q)))
+        own = np.array([index.passages[int(c)].source == q.source for c in f.cand])
+        if (~own).sum() >= 2:
+            # Rescore without the own article (BM25 normalisation is per question, unchanged).
+            x, _ = top_features(r, f, ~own)
+            X.append(x)
+            y.append(0)
+    return X, y
+
+
+def k2_rows(settings: Settings) -> tuple[list, list]:
+    lines = (ROOT / "bench" / "k2_questions.jsonl").read_text(encoding="utf-8").splitlines()
+    rows = [json.loads(line) for line in lines if line.strip()]
+    with tempfile.TemporaryDirectory() as tmp:
+        s = Settings.from_env(index=str(Path(tmp) / "index"))
+        service.build(s, replace_all=True)
+        r = service.open_retriever(s)
+    X, y = [], []
+    for row in rows:
+        f = r.features(row["question"], r.embedder.encode([row["question"]])[0])
+        x, i = top_features(r, f)
+        X.append(x)
+        y.append(int(bool(row["expected"]) and matches(r.index.passages[i].text, row["expected"])))
+    return X, y
+
+
+def main() -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--keep", help="save/reuse the SQuAD index in this folder")
+    ap.add_argument("--limit", type=int, help="only the first N SQuAD articles")
+    args = ap.parse_args()
+    if not SQUAD.exists():
+        print(f"skipped: {SQUAD} not found")
+        return
+    settings = Settings.from_env()
+    Xs, ys = squad_rows(settings, Path(args.keep) if args.keep else None, args.limit)
+    Xk, yk = k2_rows(settings)
+    X = np.array(Xs + Xk)
+    y = np.array(ys + yk)
+    w = np.concatenate([np.full(len(ys), len(yk) / len(ys)), np.ones(len(yk))])
+    clf = LogisticRegression(C=10).fit(X, y, sample_weight=w)
+    (a, b), c = clf.coef_[0], clf.intercept_[0]
+    print(f"conf_sentence = {a:.2f}\nconf_lexical = {b:.2f}\nconf_bias = {-c:.2f}")
+    p = clf.predict_proba(X)[:, 1] >= settings.threshold
+    n = len(ys)
+    for name, sl in [("squad", slice(0, n)), ("k2 dev", slice(n, None))]:
+        yy, pp = y[sl], p[sl]
+        print(
+            f"{name:<8} n={len(yy):>6}  answered&right={np.mean(pp & (yy == 1)):.3f}  "
+            f"answered&wrong={np.mean(pp & (yy == 0)):.3f}  abstained={np.mean(~pp):.3f}"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,86 @@
+"""End to end with the real bundled model on the real corpus (index built once per session)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from chatbot.config import ABSTAIN_MESSAGE, PROJECT_ROOT
+from chatbot.evaluate import matches
+
+pytestmark = pytest.mark.model
+BENCH = PROJECT_ROOT / "bench"
+
+
+def _questions(name: str) -> list[dict]:
+    lines = (BENCH / name).read_text(encoding="utf-8").splitlines()
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+def _file_text(source: str) -> str:
+    path = Path(source) if Path(source).is_absolute() else PROJECT_ROOT / source
+    with open(path, encoding="utf-8", newline="") as fh:
+        return fh.read()
+
+
+def test_every_hit_is_verbatim_from_the_file(real_retriever) -> None:
+    for q in _questions("k2_questions.jsonl"):
+        answer = real_retriever.ask(q["question"], k=3)
+        for hit in answer.hits:
+            text = _file_text(hit.source)
+            assert text[hit.start : hit.end] == hit.text
+            sentence = hit.text[hit.highlight.start : hit.highlight.end]
+            assert sentence and sentence in hit.text
+        if answer.answered:
+            assert answer.answer == answer.hits[0].text
+        else:
+            assert answer.answer == ABSTAIN_MESSAGE
+
+
+def test_dev_questions_quality_guard(real_retriever) -> None:
+    """Regression guard well below the measured figures in bench/README.md."""
+    rows = _questions("k2_questions.jsonl")
+    on = [r for r in rows if r["expected"]]
+    off = [r for r in rows if not r["expected"]]
+    top3 = sum(
+        any(matches(h.text, r["expected"]) for h in real_retriever.ask(r["question"]).hits)
+        for r in on
+    )
+    assert top3 / len(on) >= 0.9
+    answered_off = [r["question"] for r in off if real_retriever.ask(r["question"]).answered]
+    assert answered_off == []
+
+
+def test_cli_ask_contract(real_settings) -> None:
+    questions = "What is vitamin K2 also called?\n\nWho painted the Mona Lisa?\n"
+    env = dict(os.environ, HF_HUB_OFFLINE="1")
+    out = subprocess.run(
+        [sys.executable, "-m", "chatbot", "ask", "-", "--index", str(real_settings.index_dir)],
+        input=questions,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+        cwd=PROJECT_ROOT,
+    )
+    records = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [r["question"] for r in records] == [
+        "What is vitamin K2 also called?",
+        "Who painted the Mona Lisa?",
+    ]
+    first, second = records
+    assert set(first) == {"id", "question", "answered", "answer", "confidence", "passages"}
+    assert len(first["passages"]) == 3
+    keys = {"rank", "text", "score", "source", "start", "end", "heading", "highlight"}
+    assert set(first["passages"][0]) == keys
+    assert first["answered"] and "menaquinone" in first["answer"]
+    assert not second["answered"] and second["answer"] == ABSTAIN_MESSAGE
+    assert 0 <= second["confidence"] < first["confidence"] <= 1
+    for r in records:
+        for p in r["passages"]:
+            assert _file_text(p["source"])[p["start"] : p["end"]] == p["text"]
