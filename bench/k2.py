@@ -65,6 +65,22 @@ def main() -> None:
                 if args.show and a.answered:
                     print(f"  FALSE {r['id']} {r['question']!r} conf={a.confidence:.2f}")
             name = Path(path).name
+            for kind in sorted({r.get("kind", "") for r in on}):
+                rows_k = [r for r in on if r.get("kind", "") == kind]
+                hits = [retriever.ask(r["question"], k=3) for r in rows_k]
+                k1 = sum(
+                    bool(a.hits) and matches(a.hits[0].text, r["expected"])
+                    for a, r in zip(hits, rows_k, strict=True)
+                )
+                k3 = sum(
+                    any(matches(h.text, r["expected"]) for h in a.hits)
+                    for a, r in zip(hits, rows_k, strict=True)
+                )
+                ka = sum(not a.answered for a in hits)
+                print(
+                    f"  {kind:<20}{len(rows_k):>4}{k1 / len(rows_k):>7.3f}"
+                    f"{k3 / len(rows_k):>7.3f}{ka:>9}"
+                )
             print(
                 f"{name:<22}{len(on):>4}{top1 / len(on):>7.3f}{top3 / len(on):>7.3f}"
                 f"{on_abst:>9}{len(off):>5}{off_abst:>10}"
