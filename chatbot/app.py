@@ -26,8 +26,10 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import gradio as gr  # noqa: E402
 
+from . import service  # noqa: E402
 from .config import ABSTAIN_MESSAGE, Settings  # noqa: E402
 from .conversation import followup_query  # noqa: E402
+from .documents import SUPPORTED_SUFFIXES  # noqa: E402
 from .service import LiveRetriever  # noqa: E402
 from .types import Answer, Hit  # noqa: E402
 
@@ -311,6 +313,60 @@ def example_questions(live: LiveRetriever, limit: int = 3) -> list[str]:
     return out
 
 
+# ---------------------------------------------------------------- document upload (admin)
+
+UPLOAD_FOLDER = "uploads"  # under settings.corpus_dir
+WRONG_TOKEN = "Wrong admin token: nothing was added."
+
+
+def _upload_path(item: Any) -> Path:
+    """The temp file Gradio saved an upload to (a path string or a file-like wrapper)."""
+    for attr in ("path", "name"):
+        value = getattr(item, attr, None)
+        if isinstance(value, str) and value:
+            return Path(value)
+    return Path(str(item))
+
+
+def upload_documents(settings: Settings, token: str | None, files: list[Any] | None) -> str:
+    """Store uploaded files under ``corpus/uploads/`` and index them; return a one-line result.
+
+    Only with the right admin token (compared in constant time). Names are sanitised by
+    :func:`service.safe_upload_name`; files over ``settings.max_file_mb`` or of an unsupported
+    type are refused, each with its reason; every good file is indexed.
+    """
+    if not service.token_matches(settings.admin_token, token):
+        log.warning("upload refused: wrong or missing admin token")
+        return WRONG_TOKEN
+    if not files:
+        return "Choose one or more files to add first."
+    saved: list[Path] = []
+    refused: list[str] = []
+    for item in files:
+        src = _upload_path(item)
+        try:
+            saved.append(service.store_upload(settings, src.name, src, folder=UPLOAD_FOLDER))
+        except (ValueError, OSError) as exc:
+            refused.append(str(exc))
+    message = ""
+    if saved:
+        log.info("upload: indexing %d file(s)", len(saved))
+        try:
+            message = service.build(settings, saved).line()
+        except (ValueError, OSError, RuntimeError) as exc:  # IndexError_ is a RuntimeError
+            log.warning("upload: indexing failed: %s", exc)
+            message = f"Error: {exc}"
+    if refused:
+        note = f"{len(refused)} not stored: " + " | ".join(refused)
+        message = f"{message}; {note}" if message else note
+    return message
+
+
+def upload_label(settings: Settings) -> str:
+    kinds = ", ".join(sorted(SUPPORTED_SUFFIXES))
+    return f"Documents ({kinds}; up to {settings.max_file_mb:g} MB each)"
+
+
 # ---------------------------------------------------------------- the app
 
 
@@ -442,6 +498,33 @@ def build_app(settings: Settings, live: LiveRetriever | None = None) -> gr.Block
             )
         gr.HTML(f'<p class="qa-note">{esc(NOTE)}</p>', elem_id="qa-note")
         state = gr.State(new_state())
+        if settings.admin_token:  # the panel exists only when an admin token is configured
+            with gr.Accordion("Add documents", open=False, elem_id="qa-upload"):
+                token_box = gr.Textbox(
+                    label="Admin token", type="password", max_length=512, elem_id="upload-token"
+                )
+                uploads = gr.File(
+                    label=upload_label(settings),
+                    file_count="multiple",
+                    file_types=sorted(SUPPORTED_SUFFIXES),
+                    type="filepath",
+                    elem_id="upload-files",
+                )
+                add_btn = gr.Button("Add to the index", elem_id="upload-add")
+                upload_status = gr.Textbox(
+                    label="Result", interactive=False, elem_id="upload-status"
+                )
+
+            def on_upload(token: str, files: list[Any] | None) -> tuple[str, str, None]:
+                return upload_documents(settings, token, files), header_html(live), None
+
+            add_btn.click(
+                on_upload,
+                [token_box, uploads],
+                [upload_status, header, uploads],
+                concurrency_limit=1,
+                api_visibility="private",
+            )
 
         def respond(
             message: str, history: list[dict[str, Any]], st: dict[str, Any]
@@ -518,6 +601,7 @@ def launch_options(settings: Settings, live: LiveRetriever) -> dict[str, Any]:
         "mcp_server": False,
         "enable_monitoring": False,
         "show_error": False,
+        "max_file_size": int(settings.max_file_mb * 1e6),  # uploads are refused past this
         "quiet": True,  # we print one line ourselves, without Gradio's share-link hint
         "footer_links": ["api"],
         "theme": THEME,

@@ -38,7 +38,14 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--port", type=int, help="port (env CHATBOT_PORT, default 7860)")
     chat.add_argument("--admin-token", help="enable the upload panel (env CHATBOT_ADMIN_TOKEN)")
 
-    idx = sub.add_parser("index", help="build and maintain the index")
+    idx = sub.add_parser(
+        "index",
+        help="build and maintain the index",
+        description="Build the index, or add, update and remove documents incrementally "
+        "(.txt .md .html .pdf .docx; files over CHATBOT_MAX_FILE_MB, default 50, are skipped).",
+        epilog="exit status: 0 done, 1 error (index unchanged), 2 some files failed "
+        "(every other file was indexed)",
+    )
     isub = idx.add_subparsers(dest="index_command", required=True)
     for name, help_, nargs in [
         ("build", "build the index from files/folders (default corpus/)", "*"),
@@ -55,21 +62,50 @@ def build_parser() -> argparse.ArgumentParser:
     ]:
         _common(isub.add_parser(name, help=help_))
 
-    ask = sub.add_parser("ask", help="answer a file of questions (JSON Lines out)")
+    from .batch import BatchArgumentParser  # ask/eval usage errors: one "Error:" line, exit 1
+
+    ask = sub.add_parser(
+        "ask",
+        help="answer a file of questions (JSON Lines or CSV out), evaluate expected answers",
+        description="Answer every question of FILE in input order. Inputs: .txt (one question "
+        "per line), .csv/.tsv (column 'question'; optional 'id', 'expected'), .jsonl (objects "
+        "with 'question'; optional 'id', 'expected'). When questions have 'expected' answers, "
+        "hit@1, hit@k, MRR, abstain rate and wrong answers are printed to stderr. "
+        "Exit codes: 0 ok, 1 usage or input error, 2 some lines skipped with --skip-bad.",
+    )
+    ask.__class__ = BatchArgumentParser
     _common(ask)
     ask.add_argument("file", metavar="FILE", help="questions file ('-' = stdin)")
     ask.add_argument("-k", type=int, help="passages per question (default 3)")
     ask.add_argument("--out", help="output file (default stdout)")
-    ask.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
-    ask.add_argument("--input-format", choices=["txt", "csv", "tsv", "jsonl"])
+    ask.add_argument(
+        "--format",
+        choices=["jsonl", "csv"],
+        help="output format (default jsonl; csv when --out ends in .csv)",
+    )
+    ask.add_argument(
+        "--input-format",
+        choices=["txt", "csv", "tsv", "jsonl"],
+        help="question file format (default: from the extension; stdin: txt)",
+    )
     ask.add_argument("--skip-bad", action="store_true", help="skip malformed lines (exit 2)")
     ask.add_argument("--resume", action="store_true", help="continue a partial --out file")
     ask.add_argument("--report", help="write an HTML evaluation report (needs expected answers)")
     ask.add_argument("--threshold", type=float, help="abstain below this confidence")
 
-    ev = sub.add_parser("eval", help="evaluate retrieval on a SQuAD-format file")
+    ev = sub.add_parser(
+        "eval",
+        help="evaluate retrieval on a SQuAD-format file",
+        description="Index the articles of a SQuAD-format JSON file into a temporary index, "
+        "answer its questions and print hit@1, hit@k, MRR, abstain rate and wrong answers. "
+        "A passage is right when it covers a gold answer span.",
+    )
+    ev.__class__ = BatchArgumentParser
     _common(ev)
     ev.add_argument("file", metavar="FILE.json")
+    ev.add_argument("-k", type=int, help="passages per question (default 3)")
+    ev.add_argument("--threshold", type=float, help="abstain below this confidence")
+    ev.add_argument("--report", help="write an HTML evaluation report")
     ev.add_argument("--limit", type=int, help="only the first N articles")
     ev.add_argument("--baselines", action="store_true", help="also BM25-only and dense-only")
     return parser
@@ -107,18 +143,21 @@ def cmd_index(args: argparse.Namespace) -> int:
     if sub in ("list", "status"):
         manifest = ix.read_manifest(settings.index_dir)
         docs = manifest.get("documents", {})
+        total = f"{len(docs)} documents, {manifest.get('passages', 0)} passages"
         if sub == "list":
+            print("passages\tbytes\tindexed at\tdocument")
             for source, r in docs.items():
-                print(f"{source}\t{r['passages']} passages\t{r['bytes']} bytes\t{r['indexed_at']}")
-            print(f"{len(docs)} documents, {manifest.get('passages', 0)} passages")
+                print(f"{r['passages']}\t{r['bytes']}\t{r['indexed_at']}\t{source}")
+            print(total)
             return 0
         stale = service.stale_sources(settings, docs)
         print(f"index: {settings.index_dir}")
         print(f"model: {manifest.get('model')} (dim {manifest.get('dim')})")
         print(f"splitter: {manifest.get('splitter')}")
-        print(f"documents: {len(docs)}, passages: {manifest.get('passages', 0)}")
-        print(f"written: {manifest.get('written_at')}")
+        print(f"written: {manifest.get('written_at')} ({manifest.get('generation')})")
         print(f"stale: {', '.join(stale) if stale else 'none'}")
+        fix = "; run `chatbot index update`" if stale else ""
+        print(f"{total}; {len(stale)} stale{fix}")
         return 0
     if sub == "build":
         paths = [Path(p) for p in args.paths] or None
@@ -146,7 +185,12 @@ def cmd_ask(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     from .batch import run_squad_eval
 
-    return run_squad_eval(_settings(args), args, progress=_progress(args))
+    settings = _settings(args, k=args.k, threshold=args.threshold)
+    if settings.k < 1:
+        raise UsageError("-k must be at least 1")
+    if args.limit is not None and args.limit < 1:
+        raise UsageError("--limit must be at least 1")
+    return run_squad_eval(settings, args, progress=_progress(args))
 
 
 def main(argv: list[str] | None = None) -> int:

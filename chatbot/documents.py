@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import logging
 import re
 from collections.abc import Iterable, Iterator
@@ -65,26 +66,66 @@ def find_headings(text: str, markdown: bool) -> list[Span]:
 
 
 def read_text(path: Path, data: bytes) -> str:
-    """Decode text as UTF-8 (no newline translation); fall back to cp1252/latin-1 with a warning."""
+    """Decode text as UTF-8 (no newline translation); fall back to cp1252/latin-1 with a warning.
+
+    Text with a UTF-16 byte-order mark is decoded as UTF-16.
+    """
     if not data.strip():
         raise DocumentError(f"{path.name}: file is empty; add some text or leave it out")
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        try:
+            text = data.decode("utf-16").removeprefix("\ufeff")
+        except UnicodeDecodeError:
+            raise DocumentError(
+                f"{path.name}: starts like UTF-16 text but does not decode; re-save it as UTF-8"
+            ) from None
+        if not text.strip():
+            raise DocumentError(f"{path.name}: file is empty; add some text or leave it out")
+        return text
     if b"\x00" in data[:8192]:
         raise DocumentError(f"{path.name}: looks binary, not text; convert it to .txt/.md first")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        for enc in ("cp1252", "latin-1"):
+        text = ""
+        for enc in ("cp1252", "latin-1"):  # latin-1 decodes any byte string
             try:
                 text = data.decode(enc)
             except UnicodeDecodeError:
                 continue
-            log.warning("%s is not valid UTF-8 (%s); decoded as %s", path.name, exc.reason, enc)
+            log.warning(
+                "%s is not valid UTF-8 (%s at byte %d); decoded as %s instead: "
+                "check its accented characters, or re-save it as UTF-8",
+                path.name,
+                exc.reason,
+                exc.start,
+                enc,
+            )
             break
-    return text.removeprefix("\ufeff")
+    text = text.removeprefix("\ufeff")
+    if _control_share(text[:8192]) > 0.05:
+        raise DocumentError(f"{path.name}: looks binary, not text; convert it to .txt/.md first")
+    return text
 
 
-def load_document(path: Path, source: str | None = None, max_bytes: int | None = None) -> Document:
-    """Read one file into a Document; raise DocumentError with the fix if it can't be used."""
+def _control_share(text: str) -> float:
+    """Share of control characters other than whitespace (high in binary data)."""
+    if not text:
+        return 0.0
+    bad = sum(1 for c in text if (c < " " and c not in "\t\n\r\f\v") or "\x7f" <= c <= "\x9f")
+    return bad / len(text)
+
+
+def load_document(
+    path: Path,
+    source: str | None = None,
+    max_bytes: int | None = None,
+    data: bytes | None = None,
+) -> Document:
+    """Read one file into a Document; raise DocumentError with the fix if it can't be used.
+
+    ``data`` is the file's content if the caller already read it (after checking its size).
+    """
     source = source or path.name
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
@@ -92,16 +133,14 @@ def load_document(path: Path, source: str | None = None, max_bytes: int | None =
             f"{path.name}: unsupported file type {suffix or '(none)'}; "
             f"use one of {', '.join(sorted(SUPPORTED_SUFFIXES))}"
         )
-    try:
-        size = path.stat().st_size
-        if max_bytes is not None and size > max_bytes:
-            raise DocumentError(
-                f"{path.name}: {size / 1e6:.1f} MB is over the {max_bytes / 1e6:.0f} MB limit; "
-                "split the file or raise CHATBOT_MAX_FILE_MB"
-            )
-        data = path.read_bytes()
-    except OSError as exc:
-        raise DocumentError(f"{path}: cannot read ({exc.strerror}); check the path") from None
+    if data is None:
+        check_size(path, max_bytes)
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise DocumentError(f"{path}: cannot read ({exc.strerror}); check the path") from None
+    elif max_bytes is not None and len(data) > max_bytes:
+        raise DocumentError(_too_big(path, len(data), max_bytes))
     if suffix in BINARY_SUFFIXES:
         from .formats import EXTRACTORS
 
@@ -112,18 +151,59 @@ def load_document(path: Path, source: str | None = None, max_bytes: int | None =
     return Document(source=source, text=text, title=title, headings=headings)
 
 
+def check_size(path: Path, max_bytes: int | None) -> int:
+    """The file's size in bytes; DocumentError if it is unreadable or over ``max_bytes``."""
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise DocumentError(f"{path}: cannot read ({exc.strerror}); check the path") from None
+    if max_bytes is not None and size > max_bytes:
+        raise DocumentError(_too_big(path, size, max_bytes))
+    return size
+
+
+def _too_big(path: Path, size: int, max_bytes: int) -> str:
+    return (
+        f"{path.name}: {size / 1e6:.1f} MB is over the {max_bytes / 1e6:g} MB limit; "
+        "split the file or raise CHATBOT_MAX_FILE_MB"
+    )
+
+
 def find_files(paths: Iterable[Path]) -> list[Path]:
-    """Expand files and folders (recursively) into supported files, sorted, hidden ones skipped."""
+    """Expand files and folders (recursively) into supported files, sorted, hidden ones skipped.
+
+    Raises DocumentError for a path that does not exist.
+    """
+    found, missing = collect_files(paths)
+    if missing:
+        raise DocumentError(missing[0][1])
+    return found
+
+
+def collect_files(paths: Iterable[Path]) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """Like :func:`find_files`, but missing paths are returned with a reason, not raised.
+
+    A file named twice (directly, or inside a folder also given) is listed once.
+    """
     found: list[Path] = []
+    missing: list[tuple[Path, str]] = []
+    seen: set[Path] = set()
+
+    def take(f: Path) -> None:
+        key = f.resolve()
+        if key not in seen:
+            seen.add(key)
+            found.append(f)
+
     for p in paths:
         if p.is_dir():
             for f in sorted(p.rglob("*")):
                 rel = f.relative_to(p).parts
                 hidden = any(part.startswith(".") for part in rel)
-                if f.is_file() and not hidden and f.suffix.lower() in SUPPORTED_SUFFIXES:
-                    found.append(f)
+                if not hidden and f.suffix.lower() in SUPPORTED_SUFFIXES and f.is_file():
+                    take(f)
         elif p.exists():
-            found.append(p)
+            take(p)
         else:
-            raise DocumentError(f"{p}: no such file or folder; check the path")
-    return found
+            missing.append((p, f"{p}: no such file or folder; check the path"))
+    return found, missing

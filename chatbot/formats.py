@@ -71,10 +71,20 @@ _HTML_BLOCKS = {
     "td", "tfoot", "th", "thead", "tr", "ul",
 }  # fmt: skip
 _END_BLOCK, _END_HEADING = object(), object()
+_HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.IGNORECASE)
+
+
+def _is_hidden(tag: Any) -> bool:
+    """An element the browser does not show: ``hidden`` attribute or an inline hiding style."""
+    return tag.has_attr("hidden") or bool(_HIDDEN_STYLE.search(str(tag.get("style") or "")))
 
 
 def extract_html(path: Path, source: str, data: bytes) -> Document:
-    """Extract visible text from HTML: headings and block-level elements become blocks."""
+    """Extract visible text from HTML: headings and block-level elements become blocks.
+
+    Scripts, styles, ``<head>`` and elements hidden with ``hidden`` or an inline
+    ``display: none`` / ``visibility: hidden`` style are left out.
+    """
     from bs4 import BeautifulSoup, NavigableString, Tag
     from bs4.element import PreformattedString
 
@@ -107,7 +117,7 @@ def extract_html(path: Path, source: str, data: bytes) -> Document:
                 buf.append(str(node))
         elif isinstance(node, Tag):
             name = (node.name or "").lower()
-            if name in _HTML_DROP:
+            if name in _HTML_DROP or _is_hidden(node):
                 continue
             if name == "br":
                 buf.append(" ")

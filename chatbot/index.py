@@ -4,12 +4,13 @@ Layout of ``index/``::
 
     manifest.json        what the index is (model, splitter, documents, versions) and which
                          generation folder holds the data; replaced atomically, last
-    gen-000007/          passages.jsonl, documents.jsonl (indexed text), vectors.npy,
-                         sentence_vectors.npy, faiss.index, bm25/
+    gen-000007/          passages.jsonl, documents.jsonl (indexed text), tokens.txt (BM25
+                         tokens per passage), vectors.npy, sentence_vectors.npy, bm25/
     .lock                serialises writers
 
-A write builds a new generation folder, then swaps the manifest with ``os.replace``; a crash
-at any point leaves the previous manifest and its generation loadable.
+A write builds a new generation folder (``.tmp-*`` until complete), then swaps the manifest
+with ``os.replace``; a crash at any point leaves the previous manifest and its generation
+loadable. The FAISS index is rebuilt from ``vectors.npy`` on load (a flat index: a copy).
 """
 
 from __future__ import annotations
@@ -22,32 +23,36 @@ import json
 import logging
 import os
 import shutil
+import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 import faiss
 import numpy as np
 
-from .documents import DocumentError, find_files, load_document
+from .documents import DocumentError, check_size, collect_files, load_document
 from .embedder import Embedder
 from .lexical import LexicalIndex, tokenize
-from .splitter import split_document
 from .types import Document, Passage, Span
 
 log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
+TOKENS = "tokens.txt"  # BM25 tokens: one line per passage, space-separated
 
 
 class IndexError_(RuntimeError):
     """The index is missing or unusable; the message says how to fix it."""
 
 
-IndexMissing = IndexError_
+class IndexMissing(IndexError_):
+    """There is no index (no manifest) at the configured folder."""
 
 
 @dataclass
@@ -74,24 +79,31 @@ class Summary:
     failed: list[tuple[str, str]] = field(default_factory=list)
     new_passages: int = 0
     total_passages: int = 0
+    total_documents: int = 0
 
     def line(self) -> str:
+        """E.g. "added 3 documents, 412 passages (index: 12 documents, 3400 passages);
+        skipped 1 unchanged; 1 failed: x.pdf: PDF is encrypted; decrypt it ..."."""
         parts = []
         if self.added:
             parts.append(f"added {_n(len(self.added), 'document')}")
         if self.updated:
             parts.append(f"updated {_n(len(self.updated), 'document')}")
+        if self.added or self.updated:
+            parts.append(_n(self.new_passages, "passage"))
         if self.removed:
             parts.append(f"removed {_n(len(self.removed), 'document')}")
         head = ", ".join(parts) or "no changes"
-        head += f", {_n(self.new_passages, 'new passage')} ({self.total_passages} in index)"
+        head += (
+            f" (index: {_n(self.total_documents, 'document')}, "
+            f"{_n(self.total_passages, 'passage')})"
+        )
         tail = []
         if self.unchanged:
             tail.append(f"skipped {len(self.unchanged)} unchanged")
         if self.failed:
-            tail.append(
-                f"{len(self.failed)} failed: " + "; ".join(reason for _, reason in self.failed)
-            )
+            reasons = " | ".join(" ".join(reason.split()) for _, reason in self.failed)
+            tail.append(f"{len(self.failed)} failed: {reasons}")
         return "; ".join([head, *tail])
 
 
@@ -118,6 +130,7 @@ class Index:
     lexical: LexicalIndex
     faiss_index: faiss.Index
     path: Path | None = None
+    tokens: list[list[str]] | None = None  # BM25 tokens per passage, reused by rebuilds
 
     @property
     def dim(self) -> int:
@@ -148,6 +161,36 @@ def package_versions() -> dict[str, str]:
 # ---------------------------------------------------------------------------- building
 
 
+EMBED_CHUNK = 1024  # texts per encode call (the progress bar moves once per chunk)
+
+
+def _bar(total: int, desc: str, unit: str, enabled: bool) -> Any:
+    """A tqdm bar on stderr when ``enabled`` (a terminal), else None."""
+    if not enabled or total == 0:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=True, leave=False)
+
+
+def _encode(
+    embedder: Embedder, texts: list[str], batch_size: int, progress: bool, desc: str
+) -> np.ndarray:
+    """Embed ``texts`` in fixed chunks, with a progress bar on terminals."""
+    if not texts:
+        return np.zeros((0, embedder.dim), dtype=np.float32)
+    bar = _bar(len(texts), desc, "text", progress)
+    parts = []
+    for i in range(0, len(texts), EMBED_CHUNK):
+        chunk = texts[i : i + EMBED_CHUNK]
+        parts.append(embedder.encode(chunk, batch_size=batch_size, progress=False))
+        if bar is not None:
+            bar.update(len(chunk))
+    if bar is not None:
+        bar.close()
+    return np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)
+
+
 def _embed_passages(
     passages: list[Passage],
     docs: dict[str, Document],
@@ -157,7 +200,7 @@ def _embed_passages(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Passage vectors (with heading context) and per-passage sentence vectors."""
     texts = [match_text(p, docs[p.source].title) for p in passages]
-    vectors = embedder.encode(texts, batch_size=batch_size, progress=progress)
+    vectors = _encode(embedder, texts, batch_size, progress, "embedding passages")
     # Sentences repeat across overlapping windows: embed each distinct span once.
     keys: dict[tuple[str, int, int], int] = {}
     rows: list[int] = []
@@ -169,9 +212,34 @@ def _embed_passages(
                 keys[key] = len(sent_texts)
                 sent_texts.append(p.text[s:e])
             rows.append(keys[key])
-    unique = embedder.encode(sent_texts, batch_size=batch_size, progress=progress)
+    unique = _encode(embedder, sent_texts, batch_size, progress, "embedding sentences")
     sent_vectors = unique[np.asarray(rows, dtype=np.int64)] if rows else unique
     return vectors, sent_vectors
+
+
+def passage_tokens(passages: list[Passage], documents: dict[str, Document]) -> list[list[str]]:
+    """BM25 tokens of each passage's match text (passage with title and heading)."""
+    return [tokenize(match_text(p, documents[p.source].title)) for p in passages]
+
+
+def _sentence_start(passages: list[Passage]) -> np.ndarray:
+    counts = np.fromiter((len(p.sentences) for p in passages), dtype=np.int64, count=len(passages))
+    return np.concatenate([[0], np.cumsum(counts)[:-1]]) if len(counts) else counts
+
+
+def _sentence_rows(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Rows of the sentences of passages whose first sentence rows are ``starts``, in order."""
+    if not len(counts):
+        return np.zeros(0, dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    return np.repeat(starts - offsets, counts) + np.arange(int(counts.sum()))
+
+
+def _flat_index(vectors: np.ndarray, dim: int) -> faiss.Index:
+    fi = faiss.IndexFlatIP(dim)
+    if len(vectors):
+        fi.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    return fi
 
 
 def assemble(
@@ -180,19 +248,28 @@ def assemble(
     documents: dict[str, Document],
     vectors: np.ndarray,
     sentence_vectors: np.ndarray,
+    tokens: list[list[str]] | None = None,
 ) -> Index:
-    """Build the derived structures (BM25, FAISS, sentence offsets) from stored data."""
-    counts = np.fromiter((len(p.sentences) for p in passages), dtype=np.int64, count=len(passages))
-    sentence_start = np.concatenate([[0], np.cumsum(counts)[:-1]]) if len(counts) else counts
-    lexical = LexicalIndex.build(
-        [tokenize(match_text(p, documents[p.source].title)) for p in passages]
-    )
-    dim = int(manifest["dim"])
-    fi = faiss.IndexFlatIP(dim)
-    if len(vectors):
-        fi.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    """Build the derived structures (BM25, FAISS, sentence offsets) from stored data.
+
+    ``tokens`` (one list per passage, as :func:`passage_tokens` makes them) saves
+    re-tokenising every passage; BM25 statistics are always recomputed over all passages,
+    so they are never stale.
+    """
+    if tokens is None:
+        tokens = passage_tokens(passages, documents)
+    lexical = LexicalIndex.build(tokens)
+    fi = _flat_index(vectors, int(manifest["dim"]))
     return Index(
-        manifest, passages, documents, vectors, sentence_vectors, sentence_start, lexical, fi
+        manifest,
+        passages,
+        documents,
+        vectors,
+        sentence_vectors,
+        _sentence_start(passages),
+        lexical,
+        fi,
+        tokens=tokens,
     )
 
 
@@ -205,6 +282,10 @@ def new_manifest(embedder: Embedder, splitter: dict) -> dict:
         "documents": {},
         "versions": package_versions(),
     }
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
 
 
 def index_files(
@@ -223,9 +304,10 @@ def index_files(
     """Return a new index: ``base`` plus the given files (new or changed), minus ``remove``.
 
     Only new or changed files (by content sha256) are split and embedded; unchanged ones keep
-    their stored passages and vectors. With ``replace_all`` documents not in ``paths`` are
-    dropped (a full build that still reuses unchanged work). Bad files are skipped and
-    reported in the summary; they never abort the run.
+    their stored passages, vectors and tokens. With ``replace_all`` documents not in ``paths``
+    are dropped (a full build that still reuses unchanged work). Bad or missing files are
+    skipped and reported in the summary; they never abort the run (a bad file that was
+    indexed before keeps its previous version).
     """
     source_of = source_of or default_source
     summary = Summary()
@@ -236,77 +318,125 @@ def index_files(
         if keep.pop(source, None) is not None:
             summary.removed.append(source)
 
+    files, missing = collect_files(paths)
+    for path, reason in missing:
+        summary.failed.append((str(path), reason))
     fresh: dict[str, tuple[Document, DocRecord]] = {}
-    for path in find_files(paths):
+    bar = _bar(len(files), "reading", "file", progress)
+    for path in files:
+        if bar is not None:
+            bar.update()
         source = source_of(path)
+        if source in fresh:
+            continue  # the same name twice (e.g. via a symlink): first one wins
         try:
-            data = path.read_bytes() if path.is_file() else b""
+            size = check_size(path, max_bytes)
+            data = path.read_bytes()
             digest = sha256_bytes(data)
             old = old_records.get(source)
-            if old is not None and old.sha256 == digest and source not in fresh:
+            if old is not None and old.sha256 == digest:
                 keep[source] = old
                 summary.unchanged.append(source)
                 continue
-            doc = load_document(path, source, max_bytes=max_bytes)
+            doc = load_document(path, source, data=data)
         except (DocumentError, ValueError, OSError) as exc:
-            log.warning("skipping %s: %s", path, exc)
+            log.info("skipping %s: %s", path, exc)
             summary.failed.append((source, str(exc)))
             continue
-        (summary.updated if source in old_records else summary.added).append(source)
-        keep.pop(source, None)
-        now = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
-        fresh[source] = (
-            doc,
-            DocRecord(source, str(path), digest, 0, len(doc.text), len(data), now),
-        )
-    if replace_all:
-        summary.removed.extend(s for s in old_records if s not in keep and s not in fresh)
+        except Exception as exc:  # noqa: BLE001 - one odd file must never stop the batch
+            log.warning("skipping %s: unexpected error", path, exc_info=True)
+            reason = f"{path.name}: could not be read ({type(exc).__name__}: {exc}); check the file"
+            summary.failed.append((source, reason))
+            continue
+        record = DocRecord(source, str(path.resolve()), digest, 0, len(doc.text), size, _now())
+        fresh[source] = (doc, record)
+    if bar is not None:
+        bar.close()
 
-    # Reuse stored passages/vectors of kept documents.
-    passages: list[Passage] = []
-    documents: dict[str, Document] = {}
-    vec_parts: list[np.ndarray] = []
-    sent_parts: list[np.ndarray] = []
-    if base is not None and keep:
-        rows = [i for i, p in enumerate(base.passages) if p.source in keep]
-        passages = [base.passages[i] for i in rows]
-        documents = {s: base.documents[s] for s in keep}
-        idx = np.asarray(rows, dtype=np.int64)
-        vec_parts.append(base.vectors[idx])
-        sent_rows = [
-            np.arange(
-                base.sentence_start[i], base.sentence_start[i] + len(base.passages[i].sentences)
-            )
-            for i in rows
-        ]
-        sent_idx = np.concatenate(sent_rows) if sent_rows else np.zeros(0, dtype=np.int64)
-        sent_parts.append(base.sentence_vectors[sent_idx])
+    from .splitter import split_document  # imports nltk (slow): only when splitting
 
     new_passages: list[Passage] = []
+    new_docs: dict[str, Document] = {}
+    bar = _bar(len(fresh), "splitting", "doc", progress)
     for source, (doc, record) in fresh.items():
         parts = split_document(doc, **splitter)
+        if bar is not None:
+            bar.update()
         if not parts:
             summary.failed.append((source, f"{source}: no passages found; it holds no prose text"))
-            (summary.updated if source in old_records else summary.added).remove(source)
             continue
+        (summary.updated if source in old_records else summary.added).append(source)
         record.passages = len(parts)
-        documents[source] = doc
+        new_docs[source] = doc
+        keep.pop(source, None)
         keep[source] = record
         new_passages.extend(parts)
+    if bar is not None:
+        bar.close()
+    if replace_all:
+        # Listed files that fail now but were indexed before keep their previous version.
+        for source, _ in summary.failed:
+            if source in old_records and source not in keep:
+                keep[source] = old_records[source]
+        summary.removed.extend(s for s in old_records if s not in keep)
+
+    # Reuse stored passages/vectors/tokens of kept documents (in their stored order).
+    passages: list[Passage] = []
+    documents: dict[str, Document] = {}
+    tokens: list[list[str]] = []
+    vec_parts: list[np.ndarray] = []
+    sent_parts: list[np.ndarray] = []
+    kept = {s for s in keep if s not in new_docs}
+    if base is not None and kept:
+        rows = [i for i, p in enumerate(base.passages) if p.source in kept]
+        passages = [base.passages[i] for i in rows]
+        documents = {s: base.documents[s] for s in base.documents if s in kept}
+        if base.tokens is None:  # a generation written before tokens were stored
+            tokens = passage_tokens(passages, documents)
+        else:
+            tokens = [base.tokens[i] for i in rows]
+        idx = np.asarray(rows, dtype=np.int64)
+        vec_parts.append(base.vectors[idx])
+        counts = np.fromiter(
+            (len(base.passages[i].sentences) for i in rows), dtype=np.int64, count=len(rows)
+        )
+        rows_of_sentences = _sentence_rows(base.sentence_start[idx], counts)
+        sent_parts.append(base.sentence_vectors[rows_of_sentences])
+
     if new_passages:
-        v, sv = _embed_passages(new_passages, documents, embedder, batch_size, progress)
+        v, sv = _embed_passages(new_passages, new_docs, embedder, batch_size, progress)
         vec_parts.append(v)
         sent_parts.append(sv)
     passages.extend(new_passages)
+    documents.update(new_docs)
+    bar = _bar(len(new_passages), "indexing terms", "passage", progress)
+    for p in new_passages:
+        tokens.append(tokenize(match_text(p, new_docs[p.source].title)))
+        if bar is not None:
+            bar.update()
+    if bar is not None:
+        bar.close()
 
     dim = embedder.dim
     vectors = np.concatenate(vec_parts) if vec_parts else np.zeros((0, dim), np.float32)
     sent_vectors = np.concatenate(sent_parts) if sent_parts else np.zeros((0, dim), np.float32)
-    manifest["documents"] = {s: asdict(r) for s, r in sorted(keep.items())}
+    # Canonical order (documents by name, passages in document order), so any sequence of
+    # adds, updates and removals gives the same index as a fresh build of the same files.
+    order = sorted(range(len(passages)), key=lambda i: passages[i].source)
+    if order != list(range(len(passages))):
+        counts = np.fromiter((len(p.sentences) for p in passages), np.int64, len(passages))
+        idx = np.asarray(order, dtype=np.int64)
+        sent_vectors = sent_vectors[_sentence_rows(_sentence_start(passages)[idx], counts[idx])]
+        vectors = vectors[idx]
+        passages = [passages[i] for i in order]
+        tokens = [tokens[i] for i in order]
+    documents = {s: documents[s] for s in sorted(documents)}
+    manifest["documents"] = {s: asdict(keep[s]) for s in sorted(documents)}
     manifest["passages"] = len(passages)
     summary.new_passages = len(new_passages)
     summary.total_passages = len(passages)
-    return assemble(manifest, passages, documents, vectors, sent_vectors), summary
+    summary.total_documents = len(documents)
+    return assemble(manifest, passages, documents, vectors, sent_vectors, tokens), summary
 
 
 def default_source(path: Path) -> str:
@@ -323,14 +453,27 @@ def default_source(path: Path) -> str:
 # ---------------------------------------------------------------------------- storage
 
 
-@contextlib.contextmanager
-def write_lock(index_dir: Path, timeout: float = 600.0) -> Iterator[None]:
-    """Serialise writers on ``index_dir/.lock`` (advisory; released if the process dies)."""
-    import time
+LOCK_TIMEOUT = 600.0  # seconds a writer waits for another (env CHATBOT_LOCK_TIMEOUT)
 
+
+def lock_timeout() -> float:
+    raw = os.environ.get("CHATBOT_LOCK_TIMEOUT", "")
+    try:
+        return float(raw) if raw else LOCK_TIMEOUT
+    except ValueError:
+        raise IndexError_(
+            f"CHATBOT_LOCK_TIMEOUT={raw!r} is not a number of seconds; fix or unset it"
+        ) from None
+
+
+@contextlib.contextmanager
+def write_lock(index_dir: Path, timeout: float | None = None) -> Iterator[None]:
+    """Serialise writers on ``index_dir/.lock`` (advisory; released if the process dies)."""
+    timeout = lock_timeout() if timeout is None else timeout
     index_dir.mkdir(parents=True, exist_ok=True)
     with open(index_dir / ".lock", "a+") as fh:
         deadline = time.monotonic() + timeout
+        waiting = False
         while True:
             try:
                 fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -341,6 +484,9 @@ def write_lock(index_dir: Path, timeout: float = 600.0) -> Iterator[None]:
                         f"another process is writing the index at {index_dir}; "
                         "wait for it to finish and try again"
                     ) from None
+                if not waiting:
+                    log.warning("another process is writing the index; waiting for it to finish")
+                    waiting = True
                 time.sleep(0.1)
         try:
             yield
@@ -356,37 +502,50 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _current_generation(index_dir: Path) -> str | None:
+    try:
+        return json.loads((index_dir / MANIFEST).read_text(encoding="utf-8")).get("generation")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 def save(index: Index, index_dir: Path) -> Path:
-    """Write ``index`` as a new generation, then swap the manifest atomically."""
+    """Write ``index`` as a new generation, then swap the manifest atomically.
+
+    Callers hold :func:`write_lock`. A crash (even ``kill -9``) at any point leaves the
+    previous manifest and the generation it names untouched; leftovers of the interrupted
+    write are removed by the next save.
+    """
     index_dir.mkdir(parents=True, exist_ok=True)
+    previous = _current_generation(index_dir)
     gens = sorted(p.name for p in index_dir.glob("gen-*") if p.is_dir())
     number = int(gens[-1].split("-")[1]) + 1 if gens else 1
     name = f"gen-{number:06d}"
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=index_dir))
     try:
+        tmp.chmod(0o755)  # mkdtemp makes it private; readers may run as another user
         with open(tmp / "passages.jsonl", "w", encoding="utf-8") as fh:
-            for p in index.passages:
-                fh.write(json.dumps(asdict(p), ensure_ascii=False) + "\n")
+            fh.writelines(_json_line(_passage_dict(p)) for p in index.passages)
         with open(tmp / "documents.jsonl", "w", encoding="utf-8") as fh:
-            for d in index.documents.values():
-                fh.write(json.dumps(asdict(d), ensure_ascii=False) + "\n")
+            fh.writelines(_json_line(_document_dict(d)) for d in index.documents.values())
+        tokens = index.tokens
+        if tokens is None:
+            tokens = passage_tokens(index.passages, index.documents)
+        with open(tmp / TOKENS, "w", encoding="utf-8") as fh:
+            fh.write("".join(" ".join(t) + "\n" for t in tokens))
         np.save(tmp / "vectors.npy", index.vectors)
         np.save(tmp / "sentence_vectors.npy", index.sentence_vectors)
-        faiss.write_index(index.faiss_index, str(tmp / "faiss.index"))
         index.lexical.save(tmp / "bm25")
         for f in tmp.rglob("*"):
             if f.is_file():
                 with open(f, "rb") as fh:
                     os.fsync(fh.fileno())
+        _fsync_dir(tmp)
         os.rename(tmp, index_dir / name)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    manifest = dict(
-        index.manifest,
-        generation=name,
-        written_at=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-    )
+    manifest = dict(index.manifest, generation=name, written_at=_now())
     tmp_manifest = index_dir / f".{MANIFEST}.tmp"
     with open(tmp_manifest, "w", encoding="utf-8") as fh:
         json.dump(manifest, fh, ensure_ascii=False, indent=1)
@@ -396,12 +555,14 @@ def save(index: Index, index_dir: Path) -> Path:
     _fsync_dir(index_dir)
     index.manifest = manifest
     index.path = index_dir
-    _collect_garbage(index_dir, keep={name, *gens[-1:]})
+    index.tokens = tokens
+    # Keep the previous generation for readers that read the old manifest a moment ago.
+    _collect_garbage(index_dir, keep={name, previous or ""})
     return index_dir / name
 
 
 def _collect_garbage(index_dir: Path, keep: set[str]) -> None:
-    """Drop old generations (keeping the previous one for readers mid-load) and stale temps."""
+    """Drop old generations and leftovers of interrupted writes (callers hold the lock)."""
     for p in index_dir.iterdir():
         ours = p.name.startswith((".tmp-", "gen-"))
         if p.is_dir() and ours and p.name not in keep:
@@ -443,37 +604,89 @@ def check_compatible(manifest: dict, model: str | None, splitter: dict | None, w
 
 
 def load(index_dir: Path, model: str | None = None, splitter: dict | None = None) -> Index:
-    """Load the current generation, checking it matches the configured model and splitter."""
-    manifest = read_manifest(index_dir)
-    check_compatible(manifest, model, splitter, index_dir)
-    gen = index_dir / manifest["generation"]
+    """Load the current generation, checking it matches the configured model and splitter.
+
+    If a writer replaces the generation while it is being read, the new one is read instead.
+    """
+    for attempt in range(3):
+        manifest = read_manifest(index_dir)
+        check_compatible(manifest, model, splitter, index_dir)
+        try:
+            return _load_generation(index_dir, manifest)
+        except IndexError_:
+            if attempt == 2 or _current_generation(index_dir) == manifest.get("generation"):
+                raise
+            log.info("index at %s changed while loading; loading the new one", index_dir)
+    raise AssertionError("unreachable")
+
+
+def _load_generation(index_dir: Path, manifest: dict) -> Index:
     try:
+        gen = index_dir / manifest["generation"]
         with open(gen / "passages.jsonl", encoding="utf-8") as fh:
             passages = [_passage(json.loads(line)) for line in fh]
         with open(gen / "documents.jsonl", encoding="utf-8") as fh:
             docs = [_document(json.loads(line)) for line in fh]
+        tokens = _read_tokens(gen / TOKENS, len(passages))
         vectors = np.load(gen / "vectors.npy")
         sentence_vectors = np.load(gen / "sentence_vectors.npy")
-        fi = faiss.read_index(str(gen / "faiss.index"))
         lexical = LexicalIndex.load(gen / "bm25", len(passages))
-    except (OSError, ValueError, RuntimeError) as exc:
+        if vectors.shape != (len(passages), int(manifest["dim"])):
+            raise ValueError(f"vectors.npy has shape {vectors.shape}")
+    except (OSError, ValueError, RuntimeError, KeyError, TypeError) as exc:
         raise IndexError_(
-            f"index at {index_dir} is damaged ({exc}); rebuild with `chatbot index build`"
+            f"index at {index_dir} is damaged ({type(exc).__name__}: {exc}); "
+            "rebuild with `chatbot index build`"
         ) from None
-    counts = np.fromiter((len(p.sentences) for p in passages), dtype=np.int64, count=len(passages))
-    sentence_start = np.concatenate([[0], np.cumsum(counts)[:-1]]) if len(counts) else counts
-    documents = {d.source: d for d in docs}
     return Index(
         manifest,
         passages,
-        documents,
+        {d.source: d for d in docs},
         vectors,
         sentence_vectors,
-        sentence_start,
+        _sentence_start(passages),
         lexical,
-        fi,
+        _flat_index(vectors, int(manifest["dim"])),
         path=index_dir,
+        tokens=tokens,
     )
+
+
+def _read_tokens(path: Path, count: int) -> list[list[str]] | None:
+    """Stored BM25 tokens, or None for a generation without them (they are recomputed)."""
+    if not path.exists():
+        return None
+    lines = path.read_text(encoding="utf-8").split("\n")[:-1]
+    if len(lines) != count:
+        raise ValueError(f"{path.name} has {len(lines)} lines for {count} passages")
+    return [line.split(" ") if line else [] for line in lines]
+
+
+def _json_line(obj: dict) -> str:
+    return json.dumps(obj, ensure_ascii=False) + "\n"
+
+
+def _passage_dict(p: Passage) -> dict:
+    """``asdict(p)`` without its deep copies (much faster for many passages)."""
+    return {
+        "text": p.text,
+        "source": p.source,
+        "start": p.start,
+        "end": p.end,
+        "heading": p.heading,
+        "page": p.page,
+        "sentences": [list(s) for s in p.sentences],
+    }
+
+
+def _document_dict(d: Document) -> dict:
+    return {
+        "source": d.source,
+        "text": d.text,
+        "title": d.title,
+        "headings": [{"start": h.start, "end": h.end} for h in d.headings],
+        "pages": [list(p) for p in d.pages],
+    }
 
 
 def _passage(d: dict) -> Passage:
@@ -487,10 +700,14 @@ def _document(d: dict) -> Document:
     return Document(**d)
 
 
-def manifest_stamp(index_dir: Path) -> tuple[int, int] | None:
-    """A cheap change marker for the manifest (mtime_ns, size), or None if absent."""
+def manifest_stamp(index_dir: Path) -> tuple[int, int, int] | None:
+    """A cheap change marker for the manifest (inode, mtime_ns, size), or None if absent.
+
+    Every save replaces the manifest with a new file, so its inode changes even when two
+    saves land within one mtime tick.
+    """
     try:
         st = (index_dir / MANIFEST).stat()
     except OSError:
         return None
-    return (st.st_mtime_ns, st.st_size)
+    return (st.st_ino, st.st_mtime_ns, st.st_size)

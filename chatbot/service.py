@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
+import hmac
 import logging
+import os
+import re
+import shutil
+import tempfile
 import threading
+import unicodedata
 from pathlib import Path
 
 from . import index as ix
-from .config import Settings
-from .documents import find_files
+from .config import PROJECT_ROOT, Settings
+from .documents import SUPPORTED_SUFFIXES, collect_files
 from .embedder import LazyEmbedder, get_embedder
 from .retrieval import Retriever
 
@@ -21,22 +28,39 @@ def open_retriever(settings: Settings) -> Retriever:
     return Retriever(index, get_embedder(settings.model), threshold=settings.threshold)
 
 
-def load_base(settings: Settings) -> ix.Index | None:
-    """The current index if one exists and was built with the same model and splitter."""
+def load_base(settings: Settings, replace: bool = False) -> ix.Index | None:
+    """The current index to build on, or None if there is none yet.
+
+    An index built with another model or splitter, or a damaged one, is only replaced by a
+    full build (``replace``); adding to it raises IndexError_, so it is never lost by accident.
+    """
     try:
         return ix.load(settings.index_dir, settings.model, settings.splitter_settings())
     except ix.IndexMissing:
         return None
     except ix.IndexError_ as exc:
-        log.warning("ignoring the existing index: %s", exc)
+        if not replace:
+            raise ix.IndexError_(f"cannot add to the existing index: {exc}") from None
+        log.warning("replacing the existing index: %s", exc)
         return None
+
+
+def source_path(source: str, record: dict) -> Path:
+    """Where an indexed document's file is now.
+
+    A source named relative to the project root is looked up there (so an index moved
+    along with its project keeps working); otherwise the absolute path recorded at indexing.
+    """
+    if not Path(source).is_absolute():
+        return PROJECT_ROOT / source
+    return Path(record["path"])
 
 
 def stale_sources(settings: Settings, records: dict[str, dict]) -> list[str]:
     """Indexed documents whose file changed or disappeared since indexing."""
     out = []
     for source, rec in records.items():
-        path = Path(rec["path"])
+        path = source_path(source, rec)
         try:
             if ix.sha256_bytes(path.read_bytes()) != rec["sha256"]:
                 out.append(source)
@@ -45,22 +69,35 @@ def stale_sources(settings: Settings, records: dict[str, dict]) -> list[str]:
     return out
 
 
+def resolve_names(records: dict[str, dict], names: list[str]) -> list[str]:
+    """Indexed sources named by ``names``: an indexed name, a file path, or a folder path.
+
+    Raises ValueError naming the first argument that matches nothing.
+    """
+    wanted: list[str] = []
+    for name in names:
+        p = Path(name)
+        source = ix.default_source(p)
+        resolved = str(p.expanduser().resolve())
+        prefix = source.rstrip("/") + "/"
+        hits = [
+            s
+            for s, rec in records.items()
+            if s in (name, source) or rec.get("path") == resolved or s.startswith(prefix)
+        ]
+        if not hits:
+            raise ValueError(
+                f"{name} is not in the index; see `chatbot index list` for indexed names"
+            )
+        wanted.extend(h for h in hits if h not in wanted)
+    return wanted
+
+
 def remove(settings: Settings, names: list[str]) -> ix.Summary:
     """Remove documents given by indexed name or by path (files or folders)."""
     with ix.write_lock(settings.index_dir):
         base = ix.load(settings.index_dir, settings.model, settings.splitter_settings())
-        records = base.manifest["documents"]
-        wanted: list[str] = []
-        for name in names:
-            p = Path(name)
-            candidates = {name, ix.default_source(p)}
-            prefix = ix.default_source(p).rstrip("/") + "/"
-            hits = [s for s in records if s in candidates or s.startswith(prefix)]
-            if not hits:
-                raise ValueError(
-                    f"{name} is not in the index; see `chatbot index list` for indexed names"
-                )
-            wanted.extend(hits)
+        wanted = resolve_names(base.manifest.get("documents", {}), names)
         index, summary = ix.index_files(
             [],
             LazyEmbedder(settings.model, base.dim),
@@ -74,15 +111,17 @@ def remove(settings: Settings, names: list[str]) -> ix.Summary:
 
 def update(settings: Settings, progress: bool = False) -> ix.Summary:
     """Re-scan indexed sources: changed files are re-indexed, deleted ones removed."""
-    manifest = ix.read_manifest(settings.index_dir)
-    records = manifest.get("documents", {})
-    gone = [s for s, r in records.items() if not Path(r["path"]).exists()]
-    present = [Path(r["path"]) for s, r in records.items() if s not in gone]
-    return build(settings, present, remove=gone, progress=progress)
+    with ix.write_lock(settings.index_dir):
+        base = ix.load(settings.index_dir, settings.model, settings.splitter_settings())
+        records = base.manifest.get("documents", {})
+        paths = {s: source_path(s, r) for s, r in records.items()}
+        gone = [s for s, p in paths.items() if not p.is_file()]
+        present = [p for s, p in paths.items() if s not in gone]
+        return _build_locked(settings, base, present, remove=gone, progress=progress)
 
 
 def stale(settings: Settings, paths: list[Path]) -> list[str]:
-    """Sources under ``paths`` that are new, changed or gone relative to the manifest."""
+    """Sources under ``paths`` that are new, changed, missing or gone relative to the manifest."""
     try:
         manifest = ix.read_manifest(settings.index_dir)
         ix.check_compatible(
@@ -92,12 +131,17 @@ def stale(settings: Settings, paths: list[Path]) -> list[str]:
         return ["(index missing or incompatible)"]
     records = manifest.get("documents", {})
     seen: set[str] = set()
-    out: list[str] = []
-    for path in find_files(paths):
+    files, missing = collect_files(paths)
+    out: list[str] = [str(p) for p, _ in missing]
+    for path in files:
         source = ix.default_source(path)
         seen.add(source)
         rec = records.get(source)
-        if rec is None or rec["sha256"] != ix.sha256_bytes(path.read_bytes()):
+        try:
+            changed = rec is None or rec["sha256"] != ix.sha256_bytes(path.read_bytes())
+        except OSError:
+            changed = True
+        if changed:
             out.append(source)
     out.extend(s for s in records if s not in seen)
     return out
@@ -115,32 +159,56 @@ def build(
 
     With ``replace_all`` the index ends up holding exactly ``paths`` (a build); otherwise the
     files are added to or updated in the index. Nothing is written when nothing changed.
+    Writers are serialised by the index lock; readers keep the previous index until the
+    new manifest is in place.
     """
     paths = [settings.corpus_dir] if paths is None else paths
     with ix.write_lock(settings.index_dir):
-        base = load_base(settings)
+        base = load_base(settings, replace=replace_all)
         if base is not None and not remove and replace_all and not stale(settings, paths):
+            docs = base.manifest.get("documents", {})
             return ix.Summary(
-                unchanged=list(base.manifest["documents"]), total_passages=len(base.passages)
+                unchanged=list(docs),
+                total_passages=len(base.passages),
+                total_documents=len(docs),
             )
-        index, summary = ix.index_files(
-            paths,
-            LazyEmbedder(settings.model, base.dim if base is not None else None),
-            settings.splitter_settings(),
-            base=base,
-            remove=remove,
-            replace_all=replace_all,
-            max_bytes=int(settings.max_file_mb * 1e6),
-            batch_size=settings.batch_size,
-            progress=progress,
+        return _build_locked(
+            settings, base, paths, remove=remove, replace_all=replace_all, progress=progress
         )
-        if summary.added or summary.updated or summary.removed or base is None:
-            ix.save(index, settings.index_dir)
-        return summary
+
+
+def _build_locked(
+    settings: Settings,
+    base: ix.Index | None,
+    paths: list[Path],
+    *,
+    remove: list[str] | None = None,
+    replace_all: bool = False,
+    progress: bool = False,
+) -> ix.Summary:
+    index, summary = ix.index_files(
+        paths,
+        LazyEmbedder(settings.model, base.dim if base is not None else None),
+        settings.splitter_settings(),
+        base=base,
+        remove=remove,
+        replace_all=replace_all,
+        max_bytes=int(settings.max_file_mb * 1e6),
+        batch_size=settings.batch_size,
+        progress=progress,
+    )
+    changed = summary.added or summary.updated or summary.removed
+    if changed or (base is None and (replace_all or summary.total_documents)):
+        ix.save(index, settings.index_dir)
+    return summary
 
 
 class LiveRetriever:
-    """A retriever that reloads when the index manifest changes (checked between questions)."""
+    """A retriever that reloads when the index manifest changes (checked between questions).
+
+    Writers swap the manifest only after the new generation is complete, so a reload never
+    sees a half-written index; if a reload fails anyway, the last good index keeps serving.
+    """
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -149,14 +217,83 @@ class LiveRetriever:
         self._retriever = open_retriever(settings)
 
     def get(self) -> Retriever:
+        """The retriever for the current index (reloaded first if the manifest changed)."""
         stamp = ix.manifest_stamp(self.settings.index_dir)
-        if stamp != self._stamp:
+        if stamp is not None and stamp != self._stamp:
             with self._lock:
                 if stamp != self._stamp:
                     try:
                         self._retriever = open_retriever(self.settings)
-                        self._stamp = stamp
                         log.info("index changed on disk; reloaded")
-                    except ix.IndexError_ as exc:  # keep serving the last good index
+                    except Exception as exc:  # noqa: BLE001 - keep serving the last good index
                         log.warning("index reload failed, keeping the loaded one: %s", exc)
+                    self._stamp = stamp  # retried when the manifest changes again
         return self._retriever
+
+
+# ---------------------------------------------------------------------------- uploads
+
+_UNSAFE_CHARS = re.compile(r"[^A-Za-z0-9._ -]+")
+MAX_NAME_CHARS = 120
+
+
+def safe_upload_name(name: str) -> str:
+    """A safe file name for an upload: its last path part, with only ``[A-Za-z0-9._ -]``.
+
+    Folders, drive letters, ``..``, hidden-file dots and control characters are dropped, so
+    the name can only ever refer to a file directly inside the upload folder. Raises
+    ValueError if nothing usable is left or the file type is not supported.
+    """
+    base = re.split(r"[/\\]", unicodedata.normalize("NFKC", name or ""))[-1]
+    base = unicodedata.normalize("NFKD", base).encode("ascii", "ignore").decode("ascii")
+    base = _UNSAFE_CHARS.sub("_", base)
+    base = re.sub(r"\s+", " ", base).strip(" ._-")
+    stem, dot, suffix = base.rpartition(".")
+    if not dot:
+        stem, suffix = base, ""
+    stem = stem.rstrip(" ._-")[: MAX_NAME_CHARS - len(suffix) - 1]
+    suffix = suffix.lower()
+    if f".{suffix}" not in SUPPORTED_SUFFIXES:
+        kinds = ", ".join(sorted(SUPPORTED_SUFFIXES))
+        raise ValueError(f"{name!r}: unsupported file type; upload one of {kinds}")
+    if not stem:
+        raise ValueError(f"{name!r}: no usable file name; rename the file and upload it again")
+    return f"{stem}.{suffix}"
+
+
+def token_matches(expected: str, given: str | None) -> bool:
+    """Constant-time comparison of an admin token; an unset token never matches."""
+    if not expected:
+        return False
+    return hmac.compare_digest(expected.encode("utf-8"), (given or "").encode("utf-8"))
+
+
+def store_upload(settings: Settings, name: str, source: Path, folder: str = "uploads") -> Path:
+    """Copy an uploaded file into ``corpus/<folder>/`` under a sanitised name, atomically.
+
+    Raises ValueError if the name is unusable or the file is over ``settings.max_file_mb``.
+    """
+    safe = safe_upload_name(name)
+    size = source.stat().st_size
+    limit = int(settings.max_file_mb * 1e6)
+    if size > limit:
+        raise ValueError(
+            f"{safe}: {size / 1e6:.1f} MB is over the {settings.max_file_mb:g} MB limit; "
+            "split the file or ask the admin to raise CHATBOT_MAX_FILE_MB"
+        )
+    target_dir = settings.corpus_dir / folder
+    target_dir.mkdir(parents=True, exist_ok=True)
+    target = target_dir / safe
+    if target.resolve().parent != target_dir.resolve():  # belt and braces
+        raise ValueError(f"{name!r}: not a plain file name; rename the file and upload it again")
+    fd, tmp = tempfile.mkstemp(prefix=".upload-", dir=target_dir)  # hidden: never indexed
+    try:
+        with os.fdopen(fd, "wb") as out, open(source, "rb") as src:
+            shutil.copyfileobj(src, out)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return target

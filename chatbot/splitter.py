@@ -6,8 +6,6 @@ import bisect
 import re
 from functools import lru_cache
 
-from nltk.tokenize.punkt import PunktSentenceTokenizer
-
 from .documents import iter_blocks
 from .types import Document, Passage, Span
 
@@ -15,8 +13,10 @@ _WORD_RE = re.compile(r"\S+")
 
 
 @lru_cache(maxsize=1)
-def _punkt() -> PunktSentenceTokenizer:
+def _punkt():  # noqa: ANN202 - nltk's PunktSentenceTokenizer, imported lazily (slow import)
     # The untrained tokenizer needs no downloaded data (nltk.download is unavailable here).
+    from nltk.tokenize.punkt import PunktSentenceTokenizer
+
     return PunktSentenceTokenizer()
 
 

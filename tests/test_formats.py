@@ -143,6 +143,15 @@ def test_html_exact_text(tmp_path: Path) -> None:
         assert hidden not in doc.text
 
 
+def test_html_hidden_elements_are_dropped(tmp_path: Path) -> None:
+    html = (
+        b"<h1>Shown</h1><p>Visible text.</p><div hidden><p>Hidden attr.</p></div>"
+        b'<p style="color: red; DISPLAY : none">No display.</p>'
+        b'<span style="visibility:hidden">Invisible.</span><p>Also visible.</p>'
+    )
+    assert blocks(run(tmp_path, "h.html", html)) == ["Shown", "Visible text.", "Also visible."]
+
+
 def test_html_title_equal_to_h1_not_repeated(tmp_path: Path) -> None:
     html = b"<html><head><title>Guide</title></head><body><h1>Guide</h1><p>Body.</p></body>"
     doc = run(tmp_path, "g.htm", html)
