@@ -1,105 +1,421 @@
-"""Batch questions: stream a question file through the retriever, write results, evaluate."""
+"""Batch questions: stream a question file through the retriever, write results, evaluate.
+
+``chatbot ask`` reads questions lazily (:func:`chatbot.batchio.read_questions`), answers them
+in chunks of ``batch_size`` (one embedding call per chunk, see :func:`answer_stream`), writes
+one record per question in input order, and scores questions that carry expected answers.
+Memory is bounded by one chunk plus one small result per question *with* expected answers.
+``chatbot eval`` runs the same evaluation on a SQuAD-format file in a temporary index.
+"""
 
 from __future__ import annotations
 
 import argparse
+import csv
+import json
 import logging
+import os
 import sys
 import tempfile
+import time
+from collections.abc import Iterable, Iterator, Sequence
 from itertools import islice
 from pathlib import Path
+from typing import IO, Any, NoReturn
 
-from .batchio import open_writer, read_questions
+from .batchio import InputError, Question, open_writer, read_questions
 from .config import Settings
 from .evaluate import Evaluation, write_report
 
 log = logging.getLogger(__name__)
+
+MAX_WARNINGS = 50  # skipped-line warnings printed one by one; the rest are only counted
+
+
+class BatchArgumentParser(argparse.ArgumentParser):
+    """Parser class for ``ask``/``eval``: a usage error is one ``Error:`` line and exit 1."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(1, f"Error: {message}; see `{self.prog} --help`\n")
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        ns, extra = super().parse_known_args(args, namespace)
+        if extra:  # otherwise the top-level parser reports them, with exit code 2
+            self.error(f"unrecognized arguments: {' '.join(extra)}")
+        return ns, extra
+
+
+# --------------------------------------------------------------------------- answering
+
+
+WINDOW_BATCHES = 16  # questions are read and answered this many batches at a time
+
+
+def _windows(
+    stream: Iterator[Question], size: int
+) -> Iterator[tuple[list[Question], InputError | None]]:
+    """Consecutive lists of up to ``size`` questions; a read error ends the last one."""
+    while True:
+        chunk: list[Question] = []
+        error: InputError | None = None
+        try:
+            for q in stream:
+                chunk.append(q)
+                if len(chunk) >= size:
+                    break
+        except InputError as exc:
+            error = exc
+        yield chunk, error
+        if error is not None or len(chunk) < size:
+            return
+
+
+def answer_stream(
+    retriever: Any,
+    questions: Iterable[Question],
+    k: int,
+    batch_size: int = 64,
+    *,
+    window: int | None = None,
+) -> Iterator[tuple[Question, Any]]:
+    """Yield ``(question, Answer)`` in input order.
+
+    Questions are read ``window`` at a time (default ``WINDOW_BATCHES * batch_size``) and each
+    window goes through one ``Retriever.ask_many`` call, which embeds it in batches of
+    ``batch_size``. Whole windows are faster than single batches: sentence-transformers sorts a
+    call's texts by length, so batches carry less padding, and the dense search runs once per
+    window. Only one window is held, so memory does not grow with the input. If reading fails
+    on a bad line, the questions before it are still answered before the error is raised, so
+    ``--resume`` after fixing the line continues right there.
+    """
+    size = max(int(batch_size), 1)
+    for chunk, error in _windows(iter(questions), max(window or size * WINDOW_BATCHES, 1)):
+        if chunk:
+            answers = retriever.ask_many([q.question for q in chunk], k=k, batch_size=size)
+            for q, a in zip(chunk, answers, strict=True):
+                a.id = q.id
+                yield q, a
+        if error is not None:
+            raise error
+
+
+def output_format(fmt: str | None, out: str | None) -> str:
+    """``--format`` if given, else ``csv`` for an ``--out`` ending in ``.csv``, else ``jsonl``."""
+    if fmt:
+        return fmt
+    return "csv" if out and out.lower().endswith(".csv") else "jsonl"
+
+
+def _same_file(a: str, b: str | None) -> bool:
+    if a == "-" or not b or b == "-":
+        return False
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+class _Reporter:
+    """Skipped-line warnings on stderr (through tqdm while a bar is showing), capped."""
+
+    def __init__(self) -> None:
+        self.skipped = 0
+        self.bar: Any = None
+
+    def bad(self, message: str) -> None:
+        self.skipped += 1
+        if self.skipped <= MAX_WARNINGS:
+            self.say(f"Warning: skipped {message}")
+        elif self.skipped == MAX_WARNINGS + 1:
+            self.say("Warning: more bad lines skipped; only their count is reported")
+
+    def say(self, text: str) -> None:
+        if self.bar is not None:
+            self.bar.write(text, file=sys.stderr)
+        else:
+            print(text, file=sys.stderr)
 
 
 def run_batch(settings: Settings, args: argparse.Namespace, progress: bool = False) -> int:
     """``chatbot ask``: answer every question in input order; exit 2 if lines were skipped."""
     from .service import open_retriever
 
-    skipped: list[str] = []
-
-    def on_bad(message: str) -> None:
-        skipped.append(message)
-        print(f"Warning: skipped {message}", file=sys.stderr)
-
-    questions = read_questions(args.file, args.input_format, skip_bad=args.skip_bad, on_bad=on_bad)
+    out = args.out
+    fmt = output_format(args.format, out)
+    if _same_file(args.file, out):
+        raise InputError(f"--out {out} is the question file itself; choose another output file")
+    reporter = _Reporter()
+    questions = iter(
+        read_questions(args.file, args.input_format, skip_bad=args.skip_bad, on_bad=reporter.bad)
+    )
     retriever = open_retriever(settings)
-    writer, done = open_writer(args.format, args.out, resume=args.resume, k=settings.k)
+    writer, done = open_writer(fmt, out, resume=args.resume, k=settings.k)
     evaluation = Evaluation(threshold=settings.threshold, k=settings.k)
-    bar = _bar(progress and not args.quiet)
+    started = time.perf_counter()
     with writer:
-        stream = islice(questions, done, None)
-        while chunk := list(islice(stream, settings.batch_size)):
-            answers = retriever.ask_many(
-                [q.question for q in chunk], k=settings.k, batch_size=settings.batch_size
-            )
-            for q, a in zip(chunk, answers, strict=False):
-                a.id = q.id
-                record = a.to_dict()
+        if done:
+            replayed = _replay(out, fmt, done, questions, evaluation, retriever, settings)
+            if replayed < done:
+                log.warning(
+                    "%s holds %d records but the input has only %d questions; nothing to add",
+                    out,
+                    done,
+                    replayed,
+                )
+            elif not args.quiet:
+                print(f"resuming {out} after {done} answered questions", file=sys.stderr)
+        bar = _bar(progress and not args.quiet)
+        reporter.bar = bar
+        try:
+            for q, answer in answer_stream(retriever, questions, settings.k, settings.batch_size):
+                record = answer.to_dict()
                 writer.write(record)
-                if q.expected:
-                    evaluation.add(record, q.expected)
+                evaluation.add(record, q.expected)
+                if bar is not None:
+                    bar.update(1)
+        except KeyboardInterrupt:
+            if out not in (None, "-"):
+                reporter.say(
+                    f"interrupted after {done + writer.count} answers in {out}; "
+                    "run the same command with --resume to continue"
+                )
+            raise
+        finally:
+            reporter.bar = None
             if bar is not None:
-                bar.update(len(chunk))
-    if bar is not None:
-        bar.close()
+                bar.close()
+    elapsed = time.perf_counter() - started
+    log.info("answered %d questions in %.1f s", writer.count, elapsed)
     if evaluation.results:
         if not args.quiet:
             print(evaluation.format_text(), file=sys.stderr)
-        if args.report:
-            write_report(evaluation, args.report)
     elif args.report:
         log.warning("no question had an expected answer; the report shows no figures")
-        write_report(evaluation, args.report)
-    if skipped:
+    if args.report:
+        write_report(evaluation, args.report, title=f"Batch evaluation: {args.file}")
         if not args.quiet:
-            print(f"skipped {len(skipped)} bad lines", file=sys.stderr)
+            print(f"report written to {args.report}", file=sys.stderr)
+    if reporter.skipped:
+        if not args.quiet:
+            print(f"skipped {reporter.skipped} bad lines", file=sys.stderr)
         return 2
     return 0
 
 
-def _bar(enabled: bool):  # noqa: ANN202 - tqdm or None
+def _replay(
+    out: str,
+    fmt: str,
+    done: int,
+    questions: Iterator[Question],
+    evaluation: Evaluation,
+    retriever: Any,
+    settings: Settings,
+) -> int:
+    """Consume the ``done`` questions already answered in ``out``, checking their ids match,
+    and score them so a resumed run reports the same evaluation as an uninterrupted one.
+
+    JSON Lines records are scored from the file; CSV rows lack the passages, so their
+    questions with expected answers are answered again (retrieval is deterministic).
+    Returns how many questions were consumed.
+    """
+    consumed = 0
+    again: list[Question] = []
+    with open(out, encoding="utf-8", newline="") as fh:
+        rows = _jsonl_records(fh) if fmt == "jsonl" else _csv_records(fh)
+        for q, record in zip(islice(questions, done), rows, strict=False):
+            consumed += 1
+            if str(record.get("id", "")) != q.id:
+                raise InputError(
+                    f"{out}: record {consumed} is for question id {record.get('id')!r} but "
+                    f"the input's question {consumed} has id {q.id!r}; resume with the same "
+                    "question file, or run without --resume",
+                    path=out,
+                )
+            if not q.expected:
+                evaluation.add(record, None)
+            elif fmt == "jsonl":
+                evaluation.add(record, q.expected)
+            else:
+                again.append(q)
+                if len(again) >= settings.batch_size:
+                    _score(retriever, again, evaluation, settings)
+                    again = []
+    _score(retriever, again, evaluation, settings)
+    return consumed
+
+
+def _jsonl_records(fh: IO[str]) -> Iterator[dict[str, Any]]:
+    for line in fh:
+        if line.strip():
+            yield json.loads(line)
+
+
+def _csv_records(fh: IO[str]) -> Iterator[dict[str, Any]]:
+    reader = csv.reader(fh)
+    next(reader, None)  # header
+    for row in reader:
+        if row:
+            yield {"id": row[0]}
+
+
+def _score(retriever: Any, qs: list[Question], evaluation: Evaluation, settings: Settings) -> None:
+    for q, answer in answer_stream(retriever, qs, settings.k, settings.batch_size):
+        evaluation.add(answer.to_dict(), q.expected)
+
+
+def _bar(enabled: bool, total: int | None = None, desc: str = "answering") -> Any:
+    """A tqdm bar on stderr showing questions/second, or None when disabled."""
     if not enabled:
         return None
     from tqdm import tqdm
 
-    return tqdm(unit="q", desc="answering", file=sys.stderr, dynamic_ncols=True)
+    return tqdm(
+        total=total, unit="q", desc=desc, file=sys.stderr, dynamic_ncols=True, smoothing=0.1
+    )
+
+
+# --------------------------------------------------------------------------- SQuAD evaluation
+
+
+def squad_evaluation(
+    path: Path,
+    settings: Settings,
+    *,
+    limit: int | None = None,
+    baselines: bool = False,
+    progress: bool = False,
+    work_dir: Path | None = None,
+) -> tuple[Evaluation, dict[str, Any]]:
+    """Index a SQuAD-format file's articles and evaluate the batch path on its questions.
+
+    A passage is right when it covers at least half of a gold answer span (span matching is
+    stricter than text matching: a short answer like "1998" may occur in unrelated passages).
+    Returns the :class:`Evaluation` and ``info``: counts, timings and, with ``baselines``,
+    :class:`chatbot.squad.RunFigures` for the fused, BM25-only and dense-only rankings.
+    """
+    from .embedder import get_embedder
+    from .index import index_files
+    from .retrieval import Fusion, Retriever
+    from .squad import covers, evaluate_runs, write_articles
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file; pass a SQuAD-format JSON file", path=str(path))
+    embedder = get_embedder(settings.model)
+    with tempfile.TemporaryDirectory(prefix="chatbot-eval-", dir=work_dir) as tmp:
+        try:
+            squad = write_articles(path, Path(tmp) / "docs", limit)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise InputError(
+                f"{path}: not a SQuAD-format file ({exc.__class__.__name__}: {exc}); expected "
+                '{"data": [{"title", "paragraphs": [{"context", "qas": [...]}]}]}',
+                path=str(path),
+            ) from None
+        t0 = time.perf_counter()
+        index, _ = index_files(
+            [Path(tmp) / "docs"],
+            embedder,
+            settings.splitter_settings(),
+            batch_size=settings.batch_size,
+            progress=progress,
+            source_of=lambda p: p.name,
+        )
+    index_s = time.perf_counter() - t0
+    retriever = Retriever(index, embedder, threshold=settings.threshold)
+    by_id = {q.id: q for q in squad}
+    evaluation = Evaluation(threshold=settings.threshold, k=settings.k)
+
+    def expected(sq: Any) -> list[str]:
+        text = index.documents[sq.source].text
+        return list(dict.fromkeys(text[s:e] for s, e in sq.spans))
+
+    stream = (Question(q.id, q.question, expected(q), n) for n, q in enumerate(squad, 1))
+    bar = _bar(progress, total=len(squad))
+    t0 = time.perf_counter()
+    for q, answer in answer_stream(retriever, stream, settings.k, settings.batch_size):
+        sq = by_id[q.id]
+        evaluation.add(
+            answer.to_dict(),
+            q.expected,
+            match=lambda p, sq=sq: covers(p["source"], p["start"], p["end"], sq),
+        )
+        if bar is not None:
+            bar.update(1)
+    answer_s = time.perf_counter() - t0
+    if bar is not None:
+        bar.close()
+    info: dict[str, Any] = {
+        "questions": len(squad),
+        "documents": len(index.documents),
+        "passages": len(index.passages),
+        "index_s": index_s,
+        "answer_s": answer_s,
+        "figures": [],
+    }
+    if baselines:
+        qvecs = embedder.encode([q.question for q in squad], batch_size=settings.batch_size)
+        runs = {
+            "fused": retriever,
+            "bm25-only": Retriever(
+                index, embedder, fusion=Fusion(w_passage=0, w_sentence=0, w_lexical=1)
+            ),
+            "dense-only": Retriever(
+                index, embedder, fusion=Fusion(w_passage=1, w_sentence=0, w_lexical=0)
+            ),
+        }
+        info["figures"] = evaluate_runs(runs, squad, qvecs)
+    return evaluation, info
 
 
 def run_squad_eval(settings: Settings, args: argparse.Namespace, progress: bool = False) -> int:
     """``chatbot eval``: index a SQuAD-format file into a temporary index and print figures."""
-    from .embedder import get_embedder
-    from .squad import run
-
-    path = Path(args.file)
-    if not path.exists():
-        raise ValueError(f"{path}: no such file; pass a SQuAD-format JSON file")
-    with tempfile.TemporaryDirectory(prefix="chatbot-eval-") as tmp:
-        figures, timings = run(
-            path,
-            Path(tmp),
-            get_embedder(settings.model),
-            settings.splitter_settings(),
-            limit=args.limit,
-            baselines=args.baselines,
-            progress=progress,
-        )
-    print(format_figures(figures, timings))
+    evaluation, info = squad_evaluation(
+        Path(args.file),
+        settings,
+        limit=args.limit,
+        baselines=args.baselines,
+        progress=progress,
+    )
+    rate = info["questions"] / info["answer_s"] if info["answer_s"] > 0 else 0.0
+    print(
+        f"{info['questions']} questions, {info['documents']} documents, "
+        f"{info['passages']} passages; indexing {info['index_s']:.1f} s, "
+        f"answering {info['answer_s']:.1f} s ({rate:.0f} q/s)"
+    )
+    print(evaluation.format_text())
+    if info["figures"]:
+        print()
+        print(format_figures(info["figures"]))
+    if args.report:
+        write_report(evaluation, args.report, title=f"SQuAD evaluation: {args.file}")
+        if not args.quiet:
+            print(f"report written to {args.report}", file=sys.stderr)
     return 0
 
 
-def format_figures(figures: list, timings: dict[str, float]) -> str:
-    """A plain table of SQuAD retrieval figures."""
-    lines = [
-        f"{timings['questions']:.0f} questions, {timings['passages']:.0f} passages; "
-        f"indexing {timings['index_s']:.1f} s, "
-        f"question embedding {timings['embed_questions_s']:.1f} s",
-        f"{'run':<12}{'hit@1':>8}{'hit@5':>8}{'MRR@10':>8}{'mean len':>10}",
-    ]
+def format_figures(figures: Iterable[Any], timings: dict[str, float] | None = None) -> str:
+    """A plain table of ranking figures (hit@1, hit@5, MRR@10) per retrieval run, after a line
+    of counts and timings when ``timings`` (from :func:`chatbot.squad.run`) is given."""
+    lines = []
+    if timings is not None:
+        lines.append(
+            f"{timings['questions']:.0f} questions, {timings['passages']:.0f} passages; "
+            f"indexing {timings['index_s']:.1f} s, "
+            f"question embedding {timings['embed_questions_s']:.1f} s"
+        )
+    lines.append(f"{'run':<12}{'hit@1':>8}{'hit@5':>8}{'MRR@10':>8}{'mean len':>10}")
     for f in figures:
         lines.append(f"{f.name:<12}{f.hit1:>8.3f}{f.hit5:>8.3f}{f.mrr10:>8.3f}{f.mean_len:>10.0f}")
     return "\n".join(lines)
+
+
+__all__: list[str] = [
+    "BatchArgumentParser",
+    "answer_stream",
+    "format_figures",
+    "output_format",
+    "run_batch",
+    "run_squad_eval",
+    "squad_evaluation",
+]

@@ -203,7 +203,7 @@ class _QuestionReader:
                 continue
             n += 1
             try:
-                obj = json.loads(text)
+                obj = json.loads(text.rstrip("\r\n"))  # columns refer to this line only
             except json.JSONDecodeError as exc:
                 self.bad(lineno, f"malformed JSON ({exc.msg} at column {exc.colno})")
                 continue
@@ -469,7 +469,7 @@ def open_writer(
         raise ValueError(f"unknown output format {fmt!r}; use {' or '.join(OUTPUT_FORMATS)}")
     if out is None or out == "-":
         if resume:
-            raise ValueError("--resume needs an output file (pass --output FILE), not stdout")
+            raise ValueError("--resume needs an output file (pass --out FILE), not stdout")
         stream, detach = _stdout_utf8()
         writer = _make_writer(fmt, stream, k, write_header=True, close=False, detach=detach)
         return writer, 0

@@ -16,7 +16,7 @@ import logging
 import os
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -122,8 +122,19 @@ class Evaluation:
         self.results: list[QuestionResult] = []
         self.without_expected = 0  # questions seen that had nothing to check against
 
-    def add(self, record: dict[str, Any], expected: list[str] | None) -> QuestionResult | None:
-        """Score one ``Answer.to_dict()`` record; questions without ``expected`` are ignored."""
+    def add(
+        self,
+        record: dict[str, Any],
+        expected: list[str] | None,
+        match: Callable[[dict[str, Any]], bool] | None = None,
+    ) -> QuestionResult | None:
+        """Score one ``Answer.to_dict()`` record; questions without ``expected`` are only counted.
+
+        A passage is right when it contains an expected text, or, if ``match`` is given, when
+        ``match(passage dict)`` is true (e.g. it covers a gold answer span; ``expected`` is then
+        only shown in the report). Only questions with expected answers keep a result, so a
+        large batch without them uses no memory here.
+        """
         wanted = _normalized_expected(expected or [])
         if not wanted:
             self.without_expected += 1
@@ -131,8 +142,12 @@ class Evaluation:
         passages = record.get("passages") or []
         rank = None
         for i, passage in enumerate(passages, 1):
-            text = normalize(str(passage.get("text", "")))
-            if any(w in text for w in wanted):
+            if match is not None:
+                hit = match(passage)
+            else:
+                text = normalize(str(passage.get("text", "")))
+                hit = any(w in text for w in wanted)
+            if hit:
                 rank = i
                 break
         top = passages[0] if passages else {}
