@@ -1,9 +1,10 @@
 """Batch questions: stream a question file through the retriever, write results, evaluate.
 
 ``chatbot ask`` reads questions lazily (:func:`chatbot.batchio.read_questions`), answers them
-in chunks of ``batch_size`` (one embedding call per chunk, see :func:`answer_stream`), writes
-one record per question in input order, and scores questions that carry expected answers.
-Memory is bounded by one chunk plus one small result per question *with* expected answers.
+a window of ``WINDOW_BATCHES * batch_size`` at a time (one ``Retriever.ask_many`` call per
+window, see :func:`answer_stream`), writes one record per question in input order, and scores
+questions that carry expected answers. Memory is bounded by one window plus one small result
+per question *with* expected answers.
 ``chatbot eval`` runs the same evaluation on a SQuAD-format file in a temporary index.
 """
 
@@ -323,7 +324,6 @@ def squad_evaluation(
         )
     index_s = time.perf_counter() - t0
     retriever = Retriever(index, embedder, threshold=settings.threshold)
-    by_id = {q.id: q for q in squad}
     evaluation = Evaluation(threshold=settings.threshold, k=settings.k)
 
     def expected(sq: Any) -> list[str]:
@@ -334,7 +334,7 @@ def squad_evaluation(
     bar = _bar(progress, total=len(squad))
     t0 = time.perf_counter()
     for q, answer in answer_stream(retriever, stream, settings.k, settings.batch_size):
-        sq = by_id[q.id]
+        sq = squad[q.line - 1]  # ``line`` is the position (SQuAD ids need not be unique)
         evaluation.add(
             answer.to_dict(),
             q.expected,

@@ -207,3 +207,15 @@ def test_report_empty_evaluation(tmp_path: Path) -> None:
     out = tmp_path / "empty.html"
     write_report(Evaluation(threshold=0.5, k=3), str(out))
     assert 'src="data:image/png;base64,' in out.read_text(encoding="utf-8")
+
+
+def test_match_predicate_replaces_text_matching() -> None:
+    """``match`` (e.g. gold-span coverage) decides rightness; ``expected`` is only shown."""
+    ev = Evaluation(threshold=0.5, k=3)
+    record = _record("s", "q", True, 0.9, ["1998 in Paris", "1998 in Rome", "x"])
+    by_source = ev.add(record, ["1998"], match=lambda p: p["source"] == "doc2.md")
+    assert by_source is not None and by_source.rank == 2
+    assert ev.add(record, ["1998"]).rank == 1  # text matching: the first passage holds "1998"
+    assert ev.add(record, ["1998"], match=lambda p: False).rank is None
+    assert ev.add(record, None, match=lambda p: True) is None  # nothing expected: counted only
+    assert ev.summary()["without_expected"] == 1
