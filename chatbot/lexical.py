@@ -28,6 +28,8 @@ _STOPWORD_TEXT = (
 )
 STOPWORDS = frozenset(_STOPWORD_TEXT.split())
 _TOKEN_RE = re.compile(r"[^\W_]+", re.UNICODE)
+_COMPOUND_RE = re.compile(r"[^\W_]+(?:[-‐–][^\W_]+)+")
+_HYPHEN_RE = re.compile(r"[-‐–]")
 
 
 @lru_cache(maxsize=1)
@@ -52,8 +54,9 @@ def tokenize(text: str) -> list[str]:
     folded = fold(text)
     words = _TOKEN_RE.findall(folded)
     tokens = [w for w in words if w not in STOPWORDS]
-    for m in re.finditer(r"[^\W_]+(?:[-‐–][^\W_]+)+", folded):
-        tokens.append(re.sub(r"[-‐–]", "", m.group()))
+    if "-" in folded or "‐" in folded or "–" in folded:  # the regex below costs ~30 µs
+        for m in _COMPOUND_RE.finditer(folded):
+            tokens.append(_HYPHEN_RE.sub("", m.group()))
     return _stemmer().stemWords(tokens)
 
 

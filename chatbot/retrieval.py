@@ -7,6 +7,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import sparse
 
 from .config import ABSTAIN_MESSAGE
 from .embedder import Embedder
@@ -60,6 +61,7 @@ class Retriever:
         )
         self._idf, self._idf_unknown = self._idf_table()
         self._sent_tokens: dict[int, list[set[str]]] = {}
+        self._bm25_matrix: sparse.csr_matrix | None = None
 
     def _idf_table(self) -> tuple[dict[str, float], float]:
         """Per-term IDF from the BM25 index; terms the corpus lacks get the highest IDF."""
@@ -87,13 +89,48 @@ class Retriever:
         return self.answer_with_vector(question, query, qvec, k)
 
     def ask_many(self, questions: list[str], k: int = 3, batch_size: int = 64) -> list[Answer]:
-        """Answer a batch: questions are embedded together, which is much faster."""
+        """Answer a batch: questions are embedded, searched and BM25-scored together."""
         qvecs = self.embedder.encode(questions, batch_size=batch_size)
         dense_ids = self._dense_candidates(qvecs)
-        return [
-            self.answer_with_vector(q, q, v, k, ids)
-            for q, v, ids in zip(questions, qvecs, dense_ids, strict=True)
-        ]
+        answers: list[Answer] = []
+        for lo in range(0, len(questions), batch_size):
+            part = questions[lo : lo + batch_size]
+            tokens = [tokenize(q) for q in part]
+            bm25 = self._bm25_many(tokens)
+            answers.extend(
+                self.answer_with_vector(
+                    q, q, qvecs[lo + j], k, dense_ids[lo + j], (tokens[j], bm25[j])
+                )
+                for j, q in enumerate(part)
+            )
+        return answers
+
+    def _bm25_many(self, token_lists: list[list[str]]) -> np.ndarray:
+        """BM25 scores of every passage for several queries: one sparse product, equal to
+        ``LexicalIndex.scores`` per query (a repeated query term counts each time)."""
+        n = len(self.index.passages)
+        if self._bm25_matrix is None:
+            sc = self.index.lexical.retriever.scores
+            self._bm25_matrix = sparse.csr_matrix(
+                (sc["data"], sc["indices"], sc["indptr"]), shape=(len(sc["indptr"]) - 1, n)
+            )
+        vocab = self.index.lexical.retriever.vocab_dict
+        rows, cols = [], []
+        for r, tokens in enumerate(token_lists):
+            for t in tokens:
+                i = vocab.get(t)
+                if i is not None:
+                    rows.append(r)
+                    cols.append(i)
+        query = sparse.csr_matrix(
+            (np.ones(len(rows), np.float32), (rows, cols)),
+            shape=(len(token_lists), self._bm25_matrix.shape[0]),
+        )
+        scores = np.asarray((query @ self._bm25_matrix).todense(), dtype=np.float32)
+        extra = getattr(self.index.lexical.retriever, "nonoccurrence_array", None)
+        if extra is not None:  # BM25L/BM25+ variants score absent terms too
+            scores += (query @ sparse.csr_matrix(extra.reshape(-1, 1))).toarray()
+        return scores
 
     def answer_with_vector(
         self,
@@ -102,9 +139,13 @@ class Retriever:
         qvec: np.ndarray,
         k: int,
         dense_ids: np.ndarray | None = None,
+        lexical: tuple[list[str], np.ndarray] | None = None,
     ) -> Answer:
-        """Rank passages for an already-embedded query and decide whether to answer."""
-        feats = self.features(query, qvec, dense_ids)
+        """Rank passages for an already-embedded query and decide whether to answer.
+
+        ``lexical`` is the query's tokens and BM25 scores when already computed (``ask_many``).
+        """
+        feats = self.features(query, qvec, dense_ids, lexical)
         if feats is None:
             return Answer(question, False, ABSTAIN_MESSAGE, 0.0, [], query=query)
         fused = self.fuse(feats)
@@ -133,7 +174,11 @@ class Retriever:
         return ids
 
     def features(
-        self, query: str, qvec: np.ndarray, dense_ids: np.ndarray | None = None
+        self,
+        query: str,
+        qvec: np.ndarray,
+        dense_ids: np.ndarray | None = None,
+        lexical: tuple[list[str], np.ndarray] | None = None,
     ) -> Features | None:
         """Candidate passages (top dense ∪ top BM25) with their dense, sentence, BM25 evidence."""
         idx = self.index
@@ -142,17 +187,22 @@ class Retriever:
             return None
         if dense_ids is None:
             dense_ids = self._dense_candidates(qvec.reshape(1, -1))[0]
-        tokens = tokenize(query)
-        bm25 = idx.lexical.scores(tokens) if tokens else np.zeros(n, np.float32)
+        if lexical is not None:
+            tokens, bm25 = lexical
+        else:
+            tokens = tokenize(query)
+            bm25 = idx.lexical.scores(tokens) if tokens else np.zeros(n, np.float32)
         c = min(self.fusion.candidates, n)
         top_bm25 = float(bm25.max())
-        if top_bm25 > 0 and c < n:
-            lex_ids = np.argpartition(-bm25, c - 1)[:c]
-            cand = np.union1d(dense_ids[dense_ids >= 0], lex_ids)
-        elif top_bm25 > 0:
+        if top_bm25 > 0 and c >= n:
             cand = np.arange(n)
         else:
-            cand = np.unique(dense_ids[dense_ids >= 0])
+            # union of the candidate sets, sorted: a mask is cheaper than union1d's sort
+            mask = np.zeros(n, dtype=bool)
+            mask[dense_ids[dense_ids >= 0]] = True
+            if top_bm25 > 0:
+                mask[np.argpartition(-bm25, c - 1)[:c]] = True
+            cand = np.flatnonzero(mask)
         dense = idx.vectors[cand] @ qvec
         # Best sentence per candidate: gather their sentence rows, then a segmented max.
         counts = self._nsent[cand]
