@@ -222,17 +222,21 @@ def passage_tokens(passages: list[Passage], documents: dict[str, Document]) -> l
     return [tokenize(match_text(p, documents[p.source].title)) for p in passages]
 
 
+def segment_offsets(counts: np.ndarray) -> np.ndarray:
+    """Start of each segment when segments of ``counts`` items are laid end to end."""
+    return np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64) if len(counts) else counts
+
+
 def _sentence_start(passages: list[Passage]) -> np.ndarray:
     counts = np.fromiter((len(p.sentences) for p in passages), dtype=np.int64, count=len(passages))
-    return np.concatenate([[0], np.cumsum(counts)[:-1]]) if len(counts) else counts
+    return segment_offsets(counts)
 
 
-def _sentence_rows(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+def sentence_rows(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
     """Rows of the sentences of passages whose first sentence rows are ``starts``, in order."""
     if not len(counts):
         return np.zeros(0, dtype=np.int64)
-    offsets = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    return np.repeat(starts - offsets, counts) + np.arange(int(counts.sum()))
+    return np.repeat(starts - segment_offsets(counts), counts) + np.arange(int(counts.sum()))
 
 
 def _flat_index(vectors: np.ndarray, dim: int) -> faiss.Index:
@@ -400,7 +404,7 @@ def index_files(
         counts = np.fromiter(
             (len(base.passages[i].sentences) for i in rows), dtype=np.int64, count=len(rows)
         )
-        rows_of_sentences = _sentence_rows(base.sentence_start[idx], counts)
+        rows_of_sentences = sentence_rows(base.sentence_start[idx], counts)
         sent_parts.append(base.sentence_vectors[rows_of_sentences])
 
     if new_passages:
@@ -426,7 +430,7 @@ def index_files(
     if order != list(range(len(passages))):
         counts = np.fromiter((len(p.sentences) for p in passages), np.int64, len(passages))
         idx = np.asarray(order, dtype=np.int64)
-        sent_vectors = sent_vectors[_sentence_rows(_sentence_start(passages)[idx], counts[idx])]
+        sent_vectors = sent_vectors[sentence_rows(_sentence_start(passages)[idx], counts[idx])]
         vectors = vectors[idx]
         passages = [passages[i] for i in order]
         tokens = [tokens[i] for i in order]

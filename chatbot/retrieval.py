@@ -11,7 +11,7 @@ from scipy import sparse
 
 from .config import ABSTAIN_MESSAGE
 from .embedder import Embedder
-from .index import Index
+from .index import Index, segment_offsets, sentence_rows
 from .lexical import tokenize
 from .types import Answer, Hit, Span
 
@@ -206,9 +206,8 @@ class Retriever:
         dense = idx.vectors[cand] @ qvec
         # Best sentence per candidate: gather their sentence rows, then a segmented max.
         counts = self._nsent[cand]
-        offsets = np.concatenate([[0], np.cumsum(counts)[:-1]])
-        rows = np.repeat(idx.sentence_start[cand] - offsets, counts) + np.arange(counts.sum())
-        sentence = np.maximum.reduceat(idx.sentence_vectors[rows] @ qvec, offsets)
+        rows = sentence_rows(idx.sentence_start[cand], counts)
+        sentence = np.maximum.reduceat(idx.sentence_vectors[rows] @ qvec, segment_offsets(counts))
         # BM25 relative to the score of a passage holding every query term once: a query whose
         # terms the corpus lacks (a paraphrase, or off-topic) gets weak lexical evidence,
         # instead of crowning whichever passage matched its one common word.
