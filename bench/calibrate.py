@@ -1,4 +1,4 @@
-"""Fit the confidence model: P(top passage is right) from best-sentence cosine and lexical score.
+"""Fit the confidence model: P(top passage is right) from the top passage's specific match.
 
     .venv/bin/python bench/calibrate.py [--keep DIR] [--limit N]
 
@@ -38,13 +38,11 @@ from chatbot.squad import covers, write_articles  # noqa: E402
 SQUAD = ROOT.parent / "shared" / "datasets" / "squad-v1.1" / "dev-v1.1.json"
 
 
-def top_features(r: Retriever, f, mask: np.ndarray | None = None) -> tuple[list[float], int]:
-    """(best-sentence cosine, lexical) of the top fused candidate, optionally among ``mask``."""
-    fused = r.fuse(f)
-    if mask is not None:
-        fused = np.where(mask, fused, -np.inf)
-    t = int(np.argmax(fused))
-    return [float(f.sentence[t]), float(f.lexical[t])], int(f.cand[t])
+def top_features(r: Retriever, f, tokens, mask: np.ndarray | None = None) -> tuple[list, int]:
+    """[specific match] of the top candidate (optionally among ``mask``), and its passage."""
+    _, order = r.rank(f, tokens, mask)
+    i = int(f.cand[int(order[0])])
+    return [r.specific_match(tokens, i)], i
 
 
 def squad_rows(settings: Settings, keep: Path | None, limit: int | None) -> tuple[list, list]:
@@ -69,18 +67,18 @@ def squad_rows(settings: Settings, keep: Path | None, limit: int | None) -> tupl
         if keep is not None and (summary.added or summary.updated or summary.removed):
             save(index, keep)
     r = Retriever(index, emb)
-    qvecs = emb.encode([q.question for q in questions])
+    qvecs, qtokens = emb.encode_with_tokens([q.question for q in questions])
     X, y = [], []
-    for q, v in zip(questions, qvecs, strict=True):
+    for q, v, t in zip(questions, qvecs, qtokens, strict=True):
         f = r.features(q.question, v)
-        x, i = top_features(r, f)
+        x, i = top_features(r, f, t)
         p = index.passages[i]
         X.append(x)
         y.append(int(covers(p.source, p.start, p.end, q)))
         own = np.array([index.passages[int(c)].source == q.source for c in f.cand])
         if (~own).sum() >= 2:
             # Rescore without the own article (BM25 normalisation is per question, unchanged).
-            x, _ = top_features(r, f, ~own)
+            x, _ = top_features(r, f, t, ~own)
             X.append(x)
             y.append(0)
     return X, y
@@ -95,8 +93,9 @@ def k2_rows(settings: Settings) -> tuple[list, list]:
         r = service.open_retriever(s)
     X, y = [], []
     for row in rows:
-        f = r.features(row["question"], r.embedder.encode([row["question"]])[0])
-        x, i = top_features(r, f)
+        vecs, tokens = r.embedder.encode_with_tokens([row["question"]])
+        f = r.features(row["question"], vecs[0])
+        x, i = top_features(r, f, tokens[0])
         X.append(x)
         y.append(int(bool(row["expected"]) and matches(r.index.passages[i].text, row["expected"])))
     return X, y
@@ -119,8 +118,8 @@ def main() -> None:
     y = np.array(ys + yk)
     w = np.concatenate([np.full(len(ys), len(yk) / len(ys)), np.ones(len(yk))])
     clf = LogisticRegression(C=10).fit(X, y, sample_weight=w)
-    (a, b), c = clf.coef_[0], clf.intercept_[0]
-    print(f"conf_sentence = {a:.2f}\nconf_lexical = {b:.2f}\nconf_bias = {-c:.2f}")
+    (a,), c = clf.coef_[0], clf.intercept_[0]
+    print(f"conf_specific = {a:.2f}\nconf_bias = {-c:.2f}")
     p = clf.predict_proba(X)[:, 1] >= settings.threshold
     n = len(ys)
     for name, sl in [("squad", slice(0, n)), ("k2 dev", slice(n, None))]:

@@ -297,8 +297,8 @@ def squad_evaluation(
     """
     from .embedder import get_embedder
     from .index import index_files
-    from .retrieval import Fusion, Retriever
-    from .squad import covers, evaluate_runs, write_articles
+    from .retrieval import Retriever
+    from .squad import baseline_retrievers, covers, evaluate_runs, write_articles
 
     path = Path(path)
     if not path.is_file():
@@ -354,17 +354,11 @@ def squad_evaluation(
         "figures": [],
     }
     if baselines:
-        qvecs = embedder.encode([q.question for q in squad], batch_size=settings.batch_size)
-        runs = {
-            "fused": retriever,
-            "bm25-only": Retriever(
-                index, embedder, fusion=Fusion(w_passage=0, w_sentence=0, w_lexical=1)
-            ),
-            "dense-only": Retriever(
-                index, embedder, fusion=Fusion(w_passage=1, w_sentence=0, w_lexical=0)
-            ),
-        }
-        info["figures"] = evaluate_runs(runs, squad, qvecs)
+        encoded = embedder.encode_with_tokens(
+            [q.question for q in squad], batch_size=settings.batch_size
+        )
+        runs = {"fused": retriever, **baseline_retrievers(index, embedder)}
+        info["figures"] = evaluate_runs(runs, squad, encoded)
     return evaluation, info
 
 

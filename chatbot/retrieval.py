@@ -10,7 +10,7 @@ import numpy as np
 from scipy import sparse
 
 from .config import ABSTAIN_MESSAGE
-from .embedder import Embedder
+from .embedder import Embedder, TokenVectors
 from .index import Index, segment_offsets, sentence_rows
 from .lexical import tokenize
 from .types import Answer, Hit, Span
@@ -25,14 +25,18 @@ class Fusion:
     w_passage: float = 0.34  # cosine(question, passage with heading)
     w_sentence: float = 0.33  # best cosine(question, one sentence of the passage)
     w_lexical: float = 0.33  # BM25 / BM25 of an ideal passage holding every query term
+    # Token match, added for the ``rerank`` best candidates of the mix above: the mean over
+    # the question's content words of each word's best cosine among the passage's content
+    # tokens (contextual token vectors from the same model: late interaction, as in ColBERT).
+    w_token: float = 0.8
     candidates: int = 50  # per evidence source, before fusion
-    # confidence = sigmoid(conf_sentence * best sentence cosine + conf_lexical * lexical
-    # - conf_bias), a logistic fit (bench/calibrate.py) of "top passage is right" on SQuAD dev
-    # questions (own article indexed = answerable, own article masked = unanswerable) and
-    # the vitamin K2 dev questions.
-    conf_sentence: float = 5.94
-    conf_lexical: float = 3.66
-    conf_bias: float = 3.95
+    rerank: int = 20
+    # confidence = sigmoid(conf_specific * specific match of the top passage - conf_bias), a
+    # logistic fit (bench/calibrate.py) of "top passage is right" on SQuAD dev questions (own
+    # article indexed = answerable, own article masked = unanswerable) and the vitamin K2 dev
+    # questions (off-topic ones included: many name the article's subject, not its content).
+    conf_specific: float = 9.01
+    conf_bias: float = 5.20
 
 
 @dataclass
@@ -44,6 +48,7 @@ class Features:
     sentence: np.ndarray
     lexical: np.ndarray
     tokens: list[str]
+    token: np.ndarray  # token match; filled in by ``Retriever.rank`` for the best candidates
 
 
 class Retriever:
@@ -61,6 +66,7 @@ class Retriever:
         )
         self._idf, self._idf_unknown = self._idf_table()
         self._sent_tokens: dict[int, list[set[str]]] = {}
+        self._term_sets: dict[int, set[str]] = {}
         self._bm25_matrix: sparse.csr_matrix | None = None
 
     def _idf_table(self) -> tuple[dict[str, float], float]:
@@ -85,12 +91,12 @@ class Retriever:
     def ask(self, question: str, k: int = 3, query: str | None = None) -> Answer:
         """Answer one question (``query`` overrides the retrieval text, e.g. for follow-ups)."""
         query = query or question
-        qvec = self.embedder.encode([query])[0]
-        return self.answer_with_vector(question, query, qvec, k)
+        qvecs, qtokens = self.embedder.encode_with_tokens([query])
+        return self.answer_with_vector(question, query, qvecs[0], k, tokens=qtokens[0])
 
     def ask_many(self, questions: list[str], k: int = 3, batch_size: int = 64) -> list[Answer]:
         """Answer a batch: questions are embedded, searched and BM25-scored together."""
-        qvecs = self.embedder.encode(questions, batch_size=batch_size)
+        qvecs, qtokens = self.embedder.encode_with_tokens(questions, batch_size=batch_size)
         dense_ids = self._dense_candidates(qvecs)
         answers: list[Answer] = []
         for lo in range(0, len(questions), batch_size):
@@ -99,7 +105,13 @@ class Retriever:
             bm25 = self._bm25_many(tokens)
             answers.extend(
                 self.answer_with_vector(
-                    q, q, qvecs[lo + j], k, dense_ids[lo + j], (tokens[j], bm25[j])
+                    q,
+                    q,
+                    qvecs[lo + j],
+                    k,
+                    tokens=qtokens[lo + j],
+                    dense_ids=dense_ids[lo + j],
+                    lexical=(tokens[j], bm25[j]),
                 )
                 for j, q in enumerate(part)
             )
@@ -138,21 +150,23 @@ class Retriever:
         query: str,
         qvec: np.ndarray,
         k: int,
+        *,
+        tokens: TokenVectors,
         dense_ids: np.ndarray | None = None,
         lexical: tuple[list[str], np.ndarray] | None = None,
     ) -> Answer:
         """Rank passages for an already-embedded query and decide whether to answer.
 
-        ``lexical`` is the query's tokens and BM25 scores when already computed (``ask_many``).
+        ``tokens`` is the query's token vectors (``Embedder.encode_with_tokens``); ``lexical``
+        is its BM25 tokens and scores when already computed (``ask_many``).
         """
         feats = self.features(query, qvec, dense_ids, lexical)
         if feats is None:
             return Answer(question, False, ABSTAIN_MESSAGE, 0.0, [], query=query)
-        fused = self.fuse(feats)
-        order = np.argsort(-fused, kind="stable")
+        scores, order = self.rank(feats, tokens)
         top = int(order[0])
-        confidence = self._confidence(float(feats.sentence[top]), float(feats.lexical[top]))
-        hits = self._hits(feats, fused, order, qvec, k)
+        confidence = self._confidence(self.specific_match(tokens, int(feats.cand[top])))
+        hits = self._hits(feats, scores, order, qvec, k)
         answered = confidence >= self.threshold
         return Answer(
             question=question,
@@ -213,17 +227,105 @@ class Retriever:
         # instead of crowning whichever passage matched its one common word.
         ideal = sum(self._idf.get(t, self._idf_unknown) for t in tokens)
         lexical = bm25[cand] / ideal if ideal > 0 else np.zeros(len(cand), np.float32)
-        return Features(cand, dense, sentence, lexical, tokens)
+        token = np.zeros(len(cand), np.float32)
+        return Features(cand, dense, sentence, lexical, tokens, token)
 
     def fuse(self, f: Features) -> np.ndarray:
         """A convex mix of passage cosine, best-sentence cosine and ideal-normalised BM25."""
         w = self.fusion
         return w.w_passage * f.dense + w.w_sentence * f.sentence + w.w_lexical * f.lexical
 
-    def _confidence(self, sentence_cos: float, lexical: float) -> float:
+    def rank(
+        self, f: Features, tokens: TokenVectors, mask: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Scores (aligned with ``f.cand``) and the ranking: the evidence mix, with its best
+        ``rerank`` candidates re-scored with token match (cheap for a few passages only).
+
+        ``mask`` (aligned with ``f.cand``) leaves candidates out of the ranking.
+        """
+        fused = self.fuse(f)
+        if mask is not None:
+            fused = np.where(mask, fused, -np.inf)
+        order = np.argsort(-fused, kind="stable")
+        if mask is not None:
+            order = order[: int(mask.sum())]
+        head = order[: self.fusion.rerank]
+        f.token[head] = self.token_match(tokens, f.cand[head])
+        scores = fused + self.fusion.w_token * f.token
+        head = head[np.argsort(-scores[head], kind="stable")]
+        return scores, np.concatenate([head, order[len(head) :]])
+
+    def token_match(self, q: TokenVectors, passages: np.ndarray) -> np.ndarray:
+        """For each passage: the mean over the query's content words of :meth:`word_match`."""
+        per_word = self.word_match(q, passages)
+        if not len(per_word):
+            return np.zeros(len(passages), np.float32)
+        return per_word.mean(axis=0).astype(np.float32)
+
+    def word_match(self, q: TokenVectors, passages: np.ndarray) -> np.ndarray:
+        """(query content words, passages): each word's best cosine with one of the passage's
+        content tokens (a word of several pieces: their mean); 0 for a passage without tokens.
+
+        A word with a digit in it ("B12", "1995", "MK-7") counts only where the passage has it
+        verbatim (as a BM25 term): embeddings tell "vitamin B12" from "vitamin K2" poorly.
+        """
+        nwords = int(q.words[-1]) + 1 if len(q.words) else 0
+        out = np.zeros((nwords, len(passages)), np.float32)
+        counts = self.index.token_counts[passages]
+        has = counts > 0
+        if not nwords or not has.any():
+            return out
+        rows = sentence_rows(self.index.token_start[passages[has]], counts[has])
+        ptoks = np.asarray(self.index.token_vectors[rows], dtype=np.float32)
+        best = np.maximum.reduceat(q.vectors @ ptoks.T, segment_offsets(counts[has]), axis=1)
+        pieces = np.bincount(q.words)
+        per_word = np.add.reduceat(best, segment_offsets(pieces), axis=0) / pieces[:, None]
+        for n, word in enumerate(q.surface):
+            if any(c.isdigit() for c in word) and (terms := tokenize(word)):
+                for j, pid in enumerate(passages[has]):
+                    if not set(terms) <= self._terms(int(pid)):
+                        per_word[n, j] = 0.0
+        out[:, has] = per_word
+        return out
+
+    def word_weights(self, q: TokenVectors) -> np.ndarray:
+        """How specific each query word is: the BM25 IDF of its terms (a word the corpus lacks
+        counts as one found in a single passage). Words in every passage weigh about 0."""
+        n = max(self.index.lexical.size, 1)
+        rare = math.log(1 + (n - 0.5) / 1.5)
+        return np.array(
+            [
+                np.mean([min(self._idf.get(t, rare), rare) for t in tokenize(w)] or [rare])
+                for w in q.surface
+            ],
+            dtype=np.float32,
+        )
+
+    def _terms(self, i: int) -> set[str]:
+        """Passage ``i``'s BM25 terms, as a set (cached)."""
+        terms = self._term_sets.get(i)
+        if terms is None:
+            stored = self.index.tokens
+            terms = (
+                set(stored[i]) if stored is not None else set(tokenize(self.index.passages[i].text))
+            )
+            self._term_sets[i] = terms
+        return terms
+
+    def specific_match(self, q: TokenVectors, passage: int) -> float:
+        """Token match of one passage with the query's words weighted by :meth:`word_weights`.
+
+        Words found all over the corpus count little: "Is vitamin K2 safe during pregnancy?"
+        matches an article on vitamin K2 only as well as "safe during pregnancy" does.
+        """
+        per_word = self.word_match(q, np.array([passage]))[:, 0]
+        weights = self.word_weights(q)
+        return float(weights @ per_word / weights.sum()) if weights.sum() > 0 else 0.0
+
+    def _confidence(self, specific: float) -> float:
         """How likely the top passage answers the question, in [0, 1]."""
         f = self.fusion
-        z = f.conf_sentence * sentence_cos + f.conf_lexical * lexical - f.conf_bias
+        z = f.conf_specific * specific - f.conf_bias
         return 1.0 / (1.0 + math.exp(-z))
 
     # ------------------------------------------------------------------------- results

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .embedder import Embedder
-from .index import IndexError_, index_files, load, save
+from .embedder import Embedder, TokenVectors
+from .index import Index, IndexError_, index_files, load, save
 from .retrieval import Fusion, Retriever
 
 log = logging.getLogger(__name__)
@@ -73,16 +73,20 @@ def covers(hit_source: str, start: int, end: int, q: SquadQuestion) -> bool:
 def evaluate_runs(
     retrievers: dict[str, Retriever],
     questions: list[SquadQuestion],
-    qvecs: np.ndarray,
+    encoded: tuple[np.ndarray, list[TokenVectors]],
     k: int = 10,
 ) -> list[RunFigures]:
-    """hit@1, hit@5, MRR@10 and mean passage length for each named retriever."""
+    """hit@1, hit@5, MRR@10 and mean passage length for each named retriever.
+
+    ``encoded`` is ``Embedder.encode_with_tokens`` of the questions.
+    """
     results = []
+    qvecs, qtokens = encoded
     for name, r in retrievers.items():
         fig = RunFigures(name)
         lengths = []
-        for q, v in zip(questions, qvecs, strict=False):
-            ans = r.answer_with_vector(q.question, q.question, v, k)
+        for q, v, t in zip(questions, qvecs, qtokens, strict=False):
+            ans = r.answer_with_vector(q.question, q.question, v, k, tokens=t)
             rank = next((h.rank for h in ans.hits if covers(h.source, h.start, h.end, q)), None)
             fig.ranks.append(rank)
             lengths.extend(len(h.text) for h in ans.hits[:5])
@@ -94,6 +98,18 @@ def evaluate_runs(
         fig.mean_len = float(np.mean(lengths)) if lengths else 0.0
         results.append(fig)
     return results
+
+
+def baseline_retrievers(index: Index, embedder: Embedder) -> dict[str, Retriever]:
+    """BM25-only and dense-only (passage cosine) rankings over the same passages."""
+    return {
+        "bm25-only": Retriever(
+            index, embedder, fusion=Fusion(w_passage=0, w_sentence=0, w_lexical=1, w_token=0)
+        ),
+        "dense-only": Retriever(
+            index, embedder, fusion=Fusion(w_passage=1, w_sentence=0, w_lexical=0, w_token=0)
+        ),
+    }
 
 
 def run(
@@ -135,18 +151,13 @@ def run(
     if keep_index is not None and (summary.added or summary.updated or summary.removed):
         save(index, keep_index)
     t0 = time.perf_counter()
-    qvecs = embedder.encode([q.question for q in questions], progress=progress)
+    encoded = embedder.encode_with_tokens([q.question for q in questions])
     t_embed = time.perf_counter() - t0
     retrievers = {"fused": Retriever(index, embedder, fusion=fusion)}
     if baselines:
-        retrievers["bm25-only"] = Retriever(
-            index, embedder, fusion=Fusion(w_passage=0, w_sentence=0, w_lexical=1)
-        )
-        retrievers["dense-only"] = Retriever(
-            index, embedder, fusion=Fusion(w_passage=1, w_sentence=0, w_lexical=0)
-        )
+        retrievers.update(baseline_retrievers(index, embedder))
     t0 = time.perf_counter()
-    figures = evaluate_runs(retrievers, questions, qvecs)
+    figures = evaluate_runs(retrievers, questions, encoded)
     timings = {
         "index_s": t_index,
         "embed_questions_s": t_embed,

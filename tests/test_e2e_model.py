@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from chatbot.config import ABSTAIN_MESSAGE, PROJECT_ROOT
@@ -84,3 +85,16 @@ def test_cli_ask_contract(real_settings) -> None:
     for r in records:
         for p in r["passages"]:
             assert _file_text(p["source"])[p["start"] : p["end"]] == p["text"]
+
+
+def test_token_vectors_group_word_pieces_into_content_words(real_retriever) -> None:
+    emb = real_retriever.embedder
+    question = "Which microbes make menaquinones at 180 μgm/day?"
+    vecs, tokens = emb.encode_with_tokens([question, "what is it?"])
+    np.testing.assert_allclose(vecs, emb.encode([question, "what is it?"]), atol=1e-5)
+    tv = tokens[0]
+    assert tv.surface == ("microbes", "make", "menaquinones", "180", "μgm", "day")
+    assert list(tv.words) == sorted(tv.words) and set(tv.words) == set(range(len(tv.surface)))
+    assert len(tv.words) > len(tv.surface)  # rare words come in several word pieces
+    np.testing.assert_allclose(np.linalg.norm(tv.vectors, axis=1), 1.0, atol=1e-5)
+    assert len(tokens[1].vectors) == 0  # only stopwords and punctuation

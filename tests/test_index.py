@@ -119,3 +119,38 @@ def test_lock_serialises_writers(fake_index: Settings) -> None:
         ix.write_lock(fake_index.index_dir, timeout=0.2),
     ):
         pass
+
+
+def test_token_vectors_are_stored_per_passage(fake_index: Settings) -> None:
+    from chatbot.embedder import get_embedder
+    from chatbot.index import match_text
+
+    index = ix.load(fake_index.index_dir)
+    assert index.token_vectors.dtype == np.float16
+    assert len(index.token_counts) == len(index.passages)
+    assert int(index.token_counts.sum()) == len(index.token_vectors)
+    texts = [match_text(p, index.documents[p.source].title) for p in index.passages]
+    _, expected = get_embedder("fake-64").encode_with_tokens(texts)
+    for i, tv in enumerate(expected):
+        s, n = int(index.token_start[i]), int(index.token_counts[i])
+        assert n == len(tv.vectors) > 0
+        np.testing.assert_allclose(index.token_vectors[s : s + n], tv.vectors, atol=1e-3)
+
+
+def test_index_of_an_older_format_is_refused(fake_index: Settings) -> None:
+    path = fake_index.index_dir / "manifest.json"
+    manifest = json.loads(path.read_text())
+    path.write_text(json.dumps(dict(manifest, format=1)))
+    with pytest.raises(ix.IndexError_, match="format 1.*rebuild"):
+        ix.load(fake_index.index_dir)
+    assert service.stale(fake_index, [fake_index.corpus_dir])  # `make run` rebuilds it
+
+
+def test_damaged_token_vectors_are_reported(fake_index: Settings) -> None:
+    gen = (
+        fake_index.index_dir
+        / json.loads((fake_index.index_dir / "manifest.json").read_text())["generation"]
+    )
+    np.save(gen / "token_counts.npy", np.zeros(3, dtype=np.int64))
+    with pytest.raises(ix.IndexError_, match="damaged.*rebuild"):
+        ix.load(fake_index.index_dir)

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
+import pytest
+
 from chatbot import service
 from chatbot.config import ABSTAIN_MESSAGE, Settings
+from chatbot.retrieval import Fusion, Retriever
 
 
 def test_answers_with_verbatim_top_passage(fake_index: Settings) -> None:
@@ -47,3 +51,35 @@ def test_ask_many_matches_ask(fake_index: Settings) -> None:
     r = service.open_retriever(fake_index)
     qs = ["green tea brewing temperature", "weight-bearing exercise"]
     assert [a.to_dict() for a in r.ask_many(qs)] == [r.ask(q).to_dict() for q in qs]
+
+
+def _one_doc_index(settings: Settings, text: str) -> None:
+    settings.corpus_dir.mkdir(parents=True, exist_ok=True)
+    (settings.corpus_dir / "doc.txt").write_text(text, encoding="utf-8")
+    service.build(settings, replace_all=True)
+
+
+def test_token_match_needs_digit_words_verbatim(fake_settings: Settings) -> None:
+    _one_doc_index(fake_settings, "Vitamin K2\n\nVitamin K2 is found in natto and in cheese.\n")
+    r = service.open_retriever(fake_settings)
+    emb = r.embedder
+
+    def match(question: str) -> float:
+        _, tokens = emb.encode_with_tokens([question])
+        return float(r.token_match(tokens[0], np.array([0]))[0])
+
+    assert match("vitamin K2 natto") == pytest.approx(1.0)
+    # "B12" is not in the passage: it counts zero however its vector looks.
+    assert match("vitamin B12 natto") == pytest.approx(2 / 3)
+    assert match("what is it?") == 0.0  # no content words, no evidence
+
+
+def test_token_match_reranks_the_best_candidates(fake_index: Settings) -> None:
+    base = service.open_retriever(fake_index)
+    tokens_only = Retriever(
+        base.index, base.embedder, fusion=Fusion(w_passage=0, w_sentence=0, w_lexical=0)
+    )
+    ans = tokens_only.ask("leafy greens fortified foods")
+    assert "leafy greens and fortified foods" in ans.hits[0].text
+    scores = [h.score for h in ans.hits]
+    assert scores == sorted(scores, reverse=True)
