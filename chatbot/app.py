@@ -115,8 +115,7 @@ def render_answer(answer: Answer, threshold: float, more: int = 3) -> str:
     parts.append(f'<div class="qa-card {state}">')
     if answer.query and answer.query.strip() != answer.question.strip():
         parts.append(
-            '<p class="qa-query">Follow-up: searched for '
-            f'<q class="qa-query-text">{esc(answer.query)}</q></p>'
+            f'<p class="qa-query">Searched for <q class="qa-query-text">{esc(answer.query)}</q></p>'
         )
     if answer.answered and answer.hits:
         top = answer.hits[0]

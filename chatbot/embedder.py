@@ -105,35 +105,46 @@ class SentenceTransformerEmbedder:
             )
         return np.ascontiguousarray(vecs, dtype=np.float32)
 
+    def knows_word(self, word: str) -> bool:
+        """True if the tokenizer has ``word`` as one token: an ordinary word, not a misspelling
+        (used by :mod:`chatbot.spelling`)."""
+        return len(self.model.tokenizer.tokenize(word)) == 1
+
     def encode_with_tokens(
         self, texts: list[str], batch_size: int = 64
     ) -> tuple[np.ndarray, list[TokenVectors]]:
-        """Sentence vectors and content-token vectors from one forward pass per batch."""
-        if not texts:
-            return np.zeros((0, self.dim), dtype=np.float32), []
+        """Sentence vectors and content-token vectors from one forward pass per batch.
+
+        The texts are tokenised once, with character offsets (to find each token's word), and
+        the model is run on that; the sentence vectors equal :meth:`encode`'s.
+        """
         tokenizer = self.model.tokenizer
-        with self._lock:
-            outs = self.model.encode(texts, batch_size=batch_size, output_value=None)
-        vecs = _normalise_rows(np.stack([o["sentence_embedding"].float().numpy() for o in outs]))
-        if not getattr(tokenizer, "is_fast", False):  # no word offsets: no token evidence
-            return vecs, [TokenVectors.empty(self.dim) for _ in texts]
-        enc = tokenizer(
-            texts,
-            truncation=True,
-            max_length=self.model.max_seq_length,
-            return_offsets_mapping=True,
-        )
-        tokens = []
-        for i, (text, out) in enumerate(zip(texts, outs, strict=True)):
-            n = int(out["attention_mask"].sum())
-            ids = enc["input_ids"][i]
-            if len(ids) != n or list(out["input_ids"][:n].tolist()) != list(ids):
-                tokens.append(TokenVectors.empty(self.dim))  # tokenised differently: skip
-                continue
-            rows, words, surface = _content_tokens(text, enc.word_ids(i), enc["offset_mapping"][i])
-            emb = out["token_embeddings"][:n].float().numpy()
-            tokens.append(TokenVectors(_normalise_rows(emb[rows]), words, surface))
-        return vecs, tokens
+        if not texts or not getattr(tokenizer, "is_fast", False):  # no offsets: no tokens
+            return self.encode(texts, batch_size), [TokenVectors.empty(self.dim) for _ in texts]
+        import torch
+
+        vecs = np.zeros((len(texts), self.dim), dtype=np.float32)
+        tokens: list[TokenVectors] = [TokenVectors.empty(self.dim)] * len(texts)
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))  # less padding
+        for lo in range(0, len(texts), batch_size):
+            idx = order[lo : lo + batch_size]
+            enc = tokenizer(
+                [texts[i] for i in idx],
+                padding=True,
+                truncation=True,
+                max_length=self.model.max_seq_length,
+                return_offsets_mapping=True,
+                return_tensors="pt",
+            )
+            offsets = enc.pop("offset_mapping").tolist()
+            with self._lock, torch.inference_mode():
+                out = self.model(dict(enc))
+            vecs[idx] = out["sentence_embedding"].float().numpy()
+            emb = out["token_embeddings"].float().numpy()
+            for j, i in enumerate(idx):
+                rows, words, surface = _content_tokens(texts[i], enc.word_ids(j), offsets[j])
+                tokens[i] = TokenVectors(_normalise_rows(emb[j][rows]), words, surface)
+        return _normalise_rows(vecs), tokens
 
 
 def _content_tokens(
@@ -242,3 +253,7 @@ class LazyEmbedder:
         self, texts: list[str], batch_size: int = 64
     ) -> tuple[np.ndarray, list[TokenVectors]]:
         return get_embedder(self.name).encode_with_tokens(texts, batch_size=batch_size)
+
+    def knows_word(self, word: str) -> bool:
+        knows = getattr(get_embedder(self.name), "knows_word", None)
+        return bool(knows(word)) if knows else True  # no vocabulary: correct nothing

@@ -13,9 +13,12 @@ from .config import ABSTAIN_MESSAGE
 from .embedder import Embedder, TokenVectors
 from .index import Index, segment_offsets, sentence_rows
 from .lexical import tokenize
+from .spelling import Speller
 from .types import Answer, Hit, Span
 
 log = logging.getLogger(__name__)
+
+TOKEN_VECTORS_IN_MEMORY = 1 << 30  # bytes of float32 token vectors held in memory at most
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,12 @@ class Retriever:
         self._sent_tokens: dict[int, list[set[str]]] = {}
         self._term_sets: dict[int, set[str]] = {}
         self._bm25_matrix: sparse.csr_matrix | None = None
+        self._speller: Speller | None = None
+        # Token vectors are stored as float16; converting rows per question costs more than
+        # the token match itself, so convert them all once unless that takes too much memory.
+        tv = index.token_vectors
+        fits = tv.size * 4 <= TOKEN_VECTORS_IN_MEMORY
+        self._token_vectors = np.asarray(tv, dtype=np.float32) if fits else tv
 
     def _idf_table(self) -> tuple[dict[str, float], float]:
         """Per-term IDF from the BM25 index; terms the corpus lacks get the highest IDF."""
@@ -89,23 +98,28 @@ class Retriever:
     # ------------------------------------------------------------------------- public API
 
     def ask(self, question: str, k: int = 3, query: str | None = None) -> Answer:
-        """Answer one question (``query`` overrides the retrieval text, e.g. for follow-ups)."""
-        query = query or question
+        """Answer one question (``query`` overrides the retrieval text, e.g. for follow-ups).
+
+        Misspelt words of the query are corrected first (:mod:`chatbot.spelling`); the
+        answer's ``query`` is the text actually searched.
+        """
+        query = self.spell(query or question)
         qvecs, qtokens = self.embedder.encode_with_tokens([query])
         return self.answer_with_vector(question, query, qvecs[0], k, tokens=qtokens[0])
 
     def ask_many(self, questions: list[str], k: int = 3, batch_size: int = 64) -> list[Answer]:
         """Answer a batch: questions are embedded, searched and BM25-scored together."""
-        qvecs, qtokens = self.embedder.encode_with_tokens(questions, batch_size=batch_size)
+        queries = [self.spell(q) for q in questions]
+        qvecs, qtokens = self.embedder.encode_with_tokens(queries, batch_size=batch_size)
         dense_ids = self._dense_candidates(qvecs)
         answers: list[Answer] = []
         for lo in range(0, len(questions), batch_size):
-            part = questions[lo : lo + batch_size]
+            part = queries[lo : lo + batch_size]
             tokens = [tokenize(q) for q in part]
             bm25 = self._bm25_many(tokens)
             answers.extend(
                 self.answer_with_vector(
-                    q,
+                    questions[lo + j],
                     q,
                     qvecs[lo + j],
                     k,
@@ -178,6 +192,16 @@ class Retriever:
         )
 
     # ------------------------------------------------------------------------- evidence
+
+    def spell(self, query: str) -> str:
+        """``query`` with misspelt words corrected against the indexed documents' words (only
+        with an embedder whose tokenizer tells ordinary words from misspellings)."""
+        known = getattr(self.embedder, "knows_word", None)
+        if known is None:
+            return query
+        if self._speller is None:
+            self._speller = Speller(d.text for d in self.index.documents.values())
+        return self._speller.correct(query, known)
 
     def _dense_candidates(self, qvecs: np.ndarray) -> np.ndarray:
         n = len(self.index.passages)
@@ -276,7 +300,7 @@ class Retriever:
         if not nwords or not has.any():
             return out
         rows = sentence_rows(self.index.token_start[passages[has]], counts[has])
-        ptoks = np.asarray(self.index.token_vectors[rows], dtype=np.float32)
+        ptoks = np.asarray(self._token_vectors[rows], dtype=np.float32)
         best = np.maximum.reduceat(q.vectors @ ptoks.T, segment_offsets(counts[has]), axis=1)
         pieces = np.bincount(q.words)
         per_word = np.add.reduceat(best, segment_offsets(pieces), axis=0) / pieces[:, None]

@@ -175,9 +175,9 @@ def test_abstention_without_hits_is_just_the_message() -> None:
 def test_followup_query_is_shown_only_when_it_differs() -> None:
     hit = make_hit("Text.")
     same = chat_app.render_answer(make_answer([hit], question="q?", query="q?"), 0.5)
-    assert "searched for" not in same
+    assert "Searched for" not in same
     other = chat_app.render_answer(make_answer([hit], question="and <b>?", query="p and <b>?"), 0.5)
-    assert "Follow-up: searched for" in other and "p and &lt;b&gt;?" in other
+    assert "Searched for" in other and "p and &lt;b&gt;?" in other
 
 
 @pytest.mark.parametrize(
@@ -292,7 +292,7 @@ def test_chat_turn_renders_escaped_history_and_records_turns(fake_index: Setting
     assert turn["passages"][0]["source"] == answer.hits[0].source
     history, state, follow = chat_app.chat_turn(live, "and in children?", history, state)
     assert follow is not None and follow.query == f"{q1.strip()} and in children?"
-    assert "Follow-up: searched for" in history[3]["content"]
+    assert "Searched for" in history[3]["content"]
     assert set(state["turns"]) == {"1", "3"}
     hostile = "<img src=x onerror=alert(1)> [x](http://e.com) $x^2$ calcium"
     history, state, _ = chat_app.chat_turn(live, hostile, history, state)

@@ -98,3 +98,12 @@ def test_token_vectors_group_word_pieces_into_content_words(real_retriever) -> N
     assert len(tv.words) > len(tv.surface)  # rare words come in several word pieces
     np.testing.assert_allclose(np.linalg.norm(tv.vectors, axis=1), 1.0, atol=1e-5)
     assert len(tokens[1].vectors) == 0  # only stopwords and punctuation
+
+
+def test_misspelt_query_is_corrected_against_the_document(real_retriever) -> None:
+    answer = real_retriever.ask("vitamn k2 dairy eggs")
+    assert answer.query == "vitamin k2 dairy eggs"
+    assert answer.question == "vitamn k2 dairy eggs"
+    assert "meat, dairy, eggs" in answer.hits[0].text
+    # Ordinary words stay as they are, even one letter away from a word of the document.
+    assert real_retriever.ask("Does vitamin K2 help bones?").query == "Does vitamin K2 help bones?"
