@@ -83,3 +83,22 @@ def test_token_match_reranks_the_best_candidates(fake_index: Settings) -> None:
     assert "leafy greens and fortified foods" in ans.hits[0].text
     scores = [h.score for h in ans.hits]
     assert scores == sorted(scores, reverse=True)
+
+
+def test_specific_match_discounts_words_found_everywhere(fake_settings: Settings) -> None:
+    filler = " ".join(f"word{n}" for n in range(40))  # ~300 characters: one passage each
+    docs = "Tea\n\n" + "\n\n".join(
+        f"Tea note {i}: tea is brewed from leaves, sample {w}. {filler}."
+        for i, w in enumerate("abcdef")
+    )
+    _one_doc_index(fake_settings, docs + "\n")
+    r = service.open_retriever(fake_settings)
+    _, tokens = r.embedder.encode_with_tokens(["tea pregnancy"])
+    q = tokens[0]
+    weights = r.word_weights(q)
+    assert q.surface == ("tea", "pregnancy")
+    assert weights[0] < 0.1 * weights[1]  # "tea" is in every passage, "pregnancy" in none
+    plain = float(r.token_match(q, np.array([0]))[0])
+    assert plain == pytest.approx(0.5)
+    assert r.specific_match(q, 0) < 0.1  # judged on "pregnancy", which no passage has
+    assert not r.ask("tea pregnancy").answered
