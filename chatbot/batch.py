@@ -298,7 +298,7 @@ def squad_evaluation(
     from .embedder import get_embedder
     from .index import index_files
     from .retrieval import Retriever
-    from .squad import baseline_retrievers, covers, evaluate_runs, write_articles
+    from .squad import baseline_retrievers, covers, evaluate_runs, queries_of, write_articles
 
     path = Path(path)
     if not path.is_file():
@@ -354,11 +354,10 @@ def squad_evaluation(
         "figures": [],
     }
     if baselines:
-        encoded = embedder.encode_with_tokens(
-            [q.question for q in squad], batch_size=settings.batch_size
-        )
+        queries = queries_of(retriever, squad)
+        encoded = embedder.encode_with_tokens(queries, batch_size=settings.batch_size)
         runs = {"fused": retriever, **baseline_retrievers(index, embedder)}
-        info["figures"] = evaluate_runs(runs, squad, encoded)
+        info["figures"] = evaluate_runs(runs, squad, encoded, queries=queries)
     return evaluation, info
 
 

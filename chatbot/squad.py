@@ -75,18 +75,21 @@ def evaluate_runs(
     questions: list[SquadQuestion],
     encoded: tuple[np.ndarray, list[TokenVectors]],
     k: int = 10,
+    queries: list[str] | None = None,
 ) -> list[RunFigures]:
     """hit@1, hit@5, MRR@10 and mean passage length for each named retriever.
 
-    ``encoded`` is ``Embedder.encode_with_tokens`` of the questions.
+    ``encoded`` is ``Embedder.encode_with_tokens`` of the queries searched, ``queries`` (the
+    questions after spelling correction, see :func:`queries_of`).
     """
     results = []
     qvecs, qtokens = encoded
+    texts = queries if queries is not None else [q.question for q in questions]
     for name, r in retrievers.items():
         fig = RunFigures(name)
         lengths = []
-        for q, v, t in zip(questions, qvecs, qtokens, strict=False):
-            ans = r.answer_with_vector(q.question, q.question, v, k, tokens=t)
+        for q, text, v, t in zip(questions, texts, qvecs, qtokens, strict=False):
+            ans = r.answer_with_vector(q.question, text, v, k, tokens=t)
             rank = next((h.rank for h in ans.hits if covers(h.source, h.start, h.end, q)), None)
             fig.ranks.append(rank)
             lengths.extend(len(h.text) for h in ans.hits[:5])
@@ -98,6 +101,11 @@ def evaluate_runs(
         fig.mean_len = float(np.mean(lengths)) if lengths else 0.0
         results.append(fig)
     return results
+
+
+def queries_of(retriever: Retriever, questions: list[SquadQuestion]) -> list[str]:
+    """The text searched for each question, as ``Retriever.ask`` would (spelling corrected)."""
+    return [retriever.spell(q.question) for q in questions]
 
 
 def baseline_retrievers(index: Index, embedder: Embedder) -> dict[str, Retriever]:
@@ -151,13 +159,14 @@ def run(
     if keep_index is not None and (summary.added or summary.updated or summary.removed):
         save(index, keep_index)
     t0 = time.perf_counter()
-    encoded = embedder.encode_with_tokens([q.question for q in questions])
-    t_embed = time.perf_counter() - t0
     retrievers = {"fused": Retriever(index, embedder, fusion=fusion)}
+    queries = queries_of(retrievers["fused"], questions)
+    encoded = embedder.encode_with_tokens(queries)
+    t_embed = time.perf_counter() - t0
     if baselines:
         retrievers.update(baseline_retrievers(index, embedder))
     t0 = time.perf_counter()
-    figures = evaluate_runs(retrievers, questions, encoded)
+    figures = evaluate_runs(retrievers, questions, encoded, queries=queries)
     timings = {
         "index_s": t_index,
         "embed_questions_s": t_embed,
