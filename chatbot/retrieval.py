@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import sparse
@@ -52,6 +52,7 @@ class Features:
     lexical: np.ndarray
     tokens: list[str]
     token: np.ndarray  # token match; filled in by ``Retriever.rank`` for the best candidates
+    word_scores: dict[int, np.ndarray] = field(default_factory=dict)  # passage -> word_match
 
 
 class Retriever:
@@ -179,7 +180,9 @@ class Retriever:
             return Answer(question, False, ABSTAIN_MESSAGE, 0.0, [], query=query)
         scores, order = self.rank(feats, tokens)
         top = int(order[0])
-        confidence = self._confidence(self.specific_match(tokens, int(feats.cand[top])))
+        passage = int(feats.cand[top])
+        specific = self.specific_match(tokens, passage, feats.word_scores.get(passage))
+        confidence = self._confidence(specific)
         hits = self._hits(feats, scores, order, qvec, k)
         answered = confidence >= self.threshold
         return Answer(
@@ -274,7 +277,10 @@ class Retriever:
         if mask is not None:
             order = order[: int(mask.sum())]
         head = order[: self.fusion.rerank]
-        f.token[head] = self.token_match(tokens, f.cand[head])
+        per_word = self.word_match(tokens, f.cand[head])
+        if len(per_word):
+            f.token[head] = per_word.mean(axis=0)
+            f.word_scores.update((int(c), per_word[:, j]) for j, c in enumerate(f.cand[head]))
         scores = fused + self.fusion.w_token * f.token
         head = head[np.argsort(-scores[head], kind="stable")]
         return scores, np.concatenate([head, order[len(head) :]])
@@ -336,13 +342,16 @@ class Retriever:
             self._term_sets[i] = terms
         return terms
 
-    def specific_match(self, q: TokenVectors, passage: int) -> float:
+    def specific_match(
+        self, q: TokenVectors, passage: int, per_word: np.ndarray | None = None
+    ) -> float:
         """Token match of one passage with the query's words weighted by :meth:`word_weights`.
 
         Words found all over the corpus count little: "Is vitamin K2 safe during pregnancy?"
         matches an article on vitamin K2 only as well as "safe during pregnancy" does.
         """
-        per_word = self.word_match(q, np.array([passage]))[:, 0]
+        if per_word is None:
+            per_word = self.word_match(q, np.array([passage]))[:, 0]
         weights = self.word_weights(q)
         return float(weights @ per_word / weights.sum()) if weights.sum() > 0 else 0.0
 
