@@ -55,6 +55,7 @@ class TokenVectors:
         return cls(np.zeros((0, dim), np.float32), np.zeros(0, np.int32))
 
 
+@lru_cache(maxsize=1 << 16)
 def is_content_word(word: str) -> bool:
     """A word that carries meaning: not a stopword, not bare punctuation."""
     w = fold(word)
@@ -152,20 +153,23 @@ def _content_tokens(
 ) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
     """Rows of the tokens that belong to content words, a word number for each, and the
     words' text."""
-    spans: dict[int, list[int]] = {}
-    for row, w in enumerate(word_ids):
-        if w is not None:
-            spans.setdefault(w, []).append(row)
     rows: list[int] = []
     words: list[int] = []
     surface: list[str] = []
-    for w in sorted(spans):
-        r = spans[w]
-        word = text[offsets[r[0]][0] : offsets[r[-1]][1]]
-        if is_content_word(word):
-            rows.extend(r)
-            words.extend([len(surface)] * len(r))
-            surface.append(word)
+    n = len(word_ids)
+    row = 0
+    while row < n:  # a word's pieces are consecutive
+        w = word_ids[row]
+        end = row + 1
+        while end < n and word_ids[end] == w and w is not None:
+            end += 1
+        if w is not None:
+            word = text[offsets[row][0] : offsets[end - 1][1]]
+            if is_content_word(word):
+                rows.extend(range(row, end))
+                words.extend([len(surface)] * (end - row))
+                surface.append(word)
+        row = end
     return np.asarray(rows, dtype=np.int64), np.asarray(words, dtype=np.int32), tuple(surface)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -18,7 +19,7 @@ from .types import Answer, Hit, Span
 
 log = logging.getLogger(__name__)
 
-TOKEN_VECTORS_IN_MEMORY = 1 << 30  # bytes of float32 token vectors held in memory at most
+_DIGIT = re.compile(r"\d")
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,9 @@ class Fusion:
     # tokens (contextual token vectors from the same model: late interaction, as in ColBERT).
     w_token: float = 0.8
     candidates: int = 50  # per evidence source, before fusion
-    rerank: int = 20
+    rerank: int = 10  # at most this many candidates get token match: those within
+    rerank_margin: float = 0.1  # this much of the best mix score (further down, token
+    # match rarely makes up the gap: bench/README.md)
     # confidence = sigmoid(conf_specific * specific match of the top passage - conf_bias), a
     # logistic fit (bench/calibrate.py) of "top passage is right" on SQuAD dev questions (own
     # article indexed = answerable, own article masked = unanswerable) and the vitamin K2 dev
@@ -71,13 +74,13 @@ class Retriever:
         self._idf, self._idf_unknown = self._idf_table()
         self._sent_tokens: dict[int, list[set[str]]] = {}
         self._term_sets: dict[int, set[str]] = {}
+        self._weights: dict[str, float] = {}
         self._bm25_matrix: sparse.csr_matrix | None = None
         self._speller: Speller | None = None
-        # Token vectors are stored as float16; converting rows per question costs more than
-        # the token match itself, so convert them all once unless that takes too much memory.
-        tv = index.token_vectors
-        fits = tv.size * 4 <= TOKEN_VECTORS_IN_MEMORY
-        self._token_vectors = np.asarray(tv, dtype=np.float32) if fits else tv
+        # Token vectors are stored as float16 (memory-mapped); converting the rows a question
+        # needs costs more than matching them, so they are converted once, into memory.
+        self._token_vectors = np.asarray(index.token_vectors, dtype=np.float32)
+        self._token_start = index.token_start.tolist()
 
     def _idf_table(self) -> tuple[dict[str, float], float]:
         """Per-term IDF from the BM25 index; terms the corpus lacks get the highest IDF."""
@@ -266,7 +269,8 @@ class Retriever:
         self, f: Features, tokens: TokenVectors, mask: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """Scores (aligned with ``f.cand``) and the ranking: the evidence mix, with its best
-        ``rerank`` candidates re-scored with token match (cheap for a few passages only).
+        candidates (up to ``rerank``, within ``rerank_margin`` of the best) re-scored with token
+        match (cheap for a few passages only).
 
         ``mask`` (aligned with ``f.cand``) leaves candidates out of the ranking.
         """
@@ -276,7 +280,9 @@ class Retriever:
         order = np.argsort(-fused, kind="stable")
         if mask is not None:
             order = order[: int(mask.sum())]
-        head = order[: self.fusion.rerank]
+        head = order[: self.fusion.rerank if self.fusion.w_token else 0]
+        if len(head):
+            head = head[fused[head] >= fused[head[0]] - self.fusion.rerank_margin]
         per_word = self.word_match(tokens, f.cand[head])
         if len(per_word):
             f.token[head] = per_word.mean(axis=0)
@@ -305,31 +311,49 @@ class Retriever:
         has = counts > 0
         if not nwords or not has.any():
             return out
-        rows = sentence_rows(self.index.token_start[passages[has]], counts[has])
-        ptoks = np.asarray(self._token_vectors[rows], dtype=np.float32)
-        best = np.maximum.reduceat(q.vectors @ ptoks.T, segment_offsets(counts[has]), axis=1)
-        pieces = np.bincount(q.words)
-        per_word = np.add.reduceat(best, segment_offsets(pieces), axis=0) / pieces[:, None]
+        kept, counts = passages[has].tolist(), counts[has]
+        starts = self._token_start
+        spans = zip(kept, counts.tolist(), strict=True)
+        rows = np.concatenate([np.arange(starts[p], starts[p] + n) for p, n in spans])
+        sims = q.vectors @ self._token_vectors[rows].T
+        best = np.maximum.reduceat(sims, segment_offsets(counts), axis=1)
+        if len(q.words) > nwords:  # some words have several pieces: average them
+            pieces = np.bincount(q.words)
+            best = np.add.reduceat(best, segment_offsets(pieces), axis=0) / pieces[:, None]
+        for n, terms in self._digit_terms(q):
+            for j, pid in enumerate(kept):
+                if not terms <= self._terms(pid):
+                    best[n, j] = 0.0
+        out[:, has] = best
+        return out
+
+    def _digit_terms(self, q: TokenVectors) -> list[tuple[int, set[str]]]:
+        """(word number, BM25 terms) of the query words that contain a digit."""
+        out = []
         for n, word in enumerate(q.surface):
-            if any(c.isdigit() for c in word) and (terms := tokenize(word)):
-                for j, pid in enumerate(passages[has]):
-                    if not set(terms) <= self._terms(int(pid)):
-                        per_word[n, j] = 0.0
-        out[:, has] = per_word
+            if _DIGIT.search(word) and (terms := tokenize(word)):
+                out.append((n, set(terms)))
         return out
 
     def word_weights(self, q: TokenVectors) -> np.ndarray:
         """How specific each query word is: the BM25 IDF of its terms (a word the corpus lacks
         counts as one found in a single passage). Words in every passage weigh about 0."""
-        n = max(self.index.lexical.size, 1)
-        rare = math.log(1 + (n - 0.5) / 1.5)
-        return np.array(
-            [
-                np.mean([min(self._idf.get(t, rare), rare) for t in tokenize(w)] or [rare])
-                for w in q.surface
-            ],
-            dtype=np.float32,
-        )
+        return np.array([self._word_weight(w) for w in q.surface], dtype=np.float32)
+
+    def _word_weight(self, word: str) -> float:
+        weight = self._weights.get(word)
+        if weight is None:
+            n = max(self.index.lexical.size, 1)
+            rare = math.log(1 + (n - 0.5) / 1.5)
+            terms = tokenize(word)
+            weight = (
+                sum(min(self._idf.get(t, rare), rare) for t in terms) / len(terms)
+                if terms
+                else rare
+            )
+            if len(self._weights) < 100_000:
+                self._weights[word] = weight
+        return weight
 
     def _terms(self, i: int) -> set[str]:
         """Passage ``i``'s BM25 terms, as a set (cached)."""

@@ -63,7 +63,9 @@ class Speller:
         last = 0
         for m in _WORD_RE.finditer(text):
             word = m.group()
-            fix = self.candidate(word) if len(word) >= MIN_LENGTH else None
+            if len(word) < MIN_LENGTH or word.lower() in self.counts:  # the common case, fast
+                continue
+            fix = self.candidate(word)
             if fix is not None and not known(word):
                 out.append(text[last : m.start()])
                 out.append(fix)
