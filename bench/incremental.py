@@ -76,18 +76,21 @@ EMBED_SECONDS = [0.0]  # time spent inside the model's encode (reset per timing)
 
 
 def count_embedding_time(model: str) -> None:
-    """Wrap the loaded model's ``encode`` so each timing can be split into embedding/other."""
+    """Wrap the loaded model's encoders so each timing can be split into embedding/other."""
     embedder = get_embedder(model)
-    encode = embedder.encode
+    for name in ("encode", "encode_with_tokens"):
+        setattr(embedder, name, _timed_method(getattr(embedder, name)))
 
-    def timed_encode(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+
+def _timed_method(method):  # noqa: ANN001, ANN202
+    def timed_call(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
         t0 = time.perf_counter()
         try:
-            return encode(*args, **kwargs)
+            return method(*args, **kwargs)
         finally:
             EMBED_SECONDS[0] += time.perf_counter() - t0
 
-    embedder.encode = timed_encode  # type: ignore[method-assign]
+    return timed_call
 
 
 def timed(fn, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN201 - a tiny helper
