@@ -42,7 +42,7 @@ def top_features(r: Retriever, f, tokens, mask: np.ndarray | None = None) -> tup
     """[specific match] of the top candidate (optionally among ``mask``), and its passage."""
     _, order = r.rank(f, tokens, mask)
     i = int(f.cand[int(order[0])])
-    return [r.specific_match(tokens, i)], i
+    return [r.specific_match(tokens, i, f.word_scores.get(i))], i
 
 
 def squad_rows(settings: Settings, keep: Path | None, limit: int | None) -> tuple[list, list]:

@@ -136,9 +136,17 @@ class Index:
     path: Path | None = None
     tokens: list[list[str]] | None = None  # BM25 tokens per passage, reused by rebuilds
     token_start: np.ndarray = field(init=False)  # row in token_vectors of each passage's first
+    _token_matrix: np.ndarray | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.token_start = segment_offsets(self.token_counts)
+
+    def token_matrix(self) -> np.ndarray:
+        """``token_vectors`` as float32, converted on first use and kept: converting the rows
+        each question needs costs more than matching them. Shared by all retrievers."""
+        if self._token_matrix is None:
+            self._token_matrix = np.asarray(self.token_vectors, dtype=np.float32)
+        return self._token_matrix
 
     @property
     def dim(self) -> int:

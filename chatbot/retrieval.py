@@ -77,10 +77,7 @@ class Retriever:
         self._weights: dict[str, float] = {}
         self._bm25_matrix: sparse.csr_matrix | None = None
         self._speller: Speller | None = None
-        # Token vectors are stored as float16 (memory-mapped); converting the rows a question
-        # needs costs more than matching them, so they are converted once, into memory.
-        self._token_vectors = np.asarray(index.token_vectors, dtype=np.float32)
-        self._token_start = index.token_start.tolist()
+        self._token_start = index.token_start.tolist()  # list: fast to index one by one
 
     def _idf_table(self) -> tuple[dict[str, float], float]:
         """Per-term IDF from the BM25 index; terms the corpus lacks get the highest IDF."""
@@ -291,13 +288,6 @@ class Retriever:
         head = head[np.argsort(-scores[head], kind="stable")]
         return scores, np.concatenate([head, order[len(head) :]])
 
-    def token_match(self, q: TokenVectors, passages: np.ndarray) -> np.ndarray:
-        """For each passage: the mean over the query's content words of :meth:`word_match`."""
-        per_word = self.word_match(q, passages)
-        if not len(per_word):
-            return np.zeros(len(passages), np.float32)
-        return per_word.mean(axis=0).astype(np.float32)
-
     def word_match(self, q: TokenVectors, passages: np.ndarray) -> np.ndarray:
         """(query content words, passages): each word's best cosine with one of the passage's
         content tokens (a word of several pieces: their mean); 0 for a passage without tokens.
@@ -315,7 +305,7 @@ class Retriever:
         starts = self._token_start
         spans = zip(kept, counts.tolist(), strict=True)
         rows = np.concatenate([np.arange(starts[p], starts[p] + n) for p, n in spans])
-        sims = q.vectors @ self._token_vectors[rows].T
+        sims = q.vectors @ self.index.token_matrix()[rows].T
         best = np.maximum.reduceat(sims, segment_offsets(counts), axis=1)
         if len(q.words) > nwords:  # some words have several pieces: average them
             pieces = np.bincount(q.words)
