@@ -124,27 +124,43 @@ class SentenceTransformerEmbedder:
             return self.encode(texts, batch_size), [TokenVectors.empty(self.dim) for _ in texts]
         import torch
 
+        # Tokenise all texts once, then batch them by token count (sentence-transformers
+        # sorts by characters): batches of equal length carry almost no padding, which makes
+        # this about a fifth faster than ``encode`` on short questions (bench/README.md).
+        enc = tokenizer(
+            texts,
+            truncation=True,
+            max_length=self.model.max_seq_length,
+            return_offsets_mapping=True,
+        )
+        names = [n for n in tokenizer.model_input_names if n in enc]
+        ids = enc["input_ids"]
+        order = sorted(range(len(texts)), key=lambda i: -len(ids[i]))
+        pad = {n: 0 for n in names}
+        pad["input_ids"] = tokenizer.pad_token_id or 0
         vecs = np.zeros((len(texts), self.dim), dtype=np.float32)
         tokens: list[TokenVectors] = [TokenVectors.empty(self.dim)] * len(texts)
-        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))  # less padding
         for lo in range(0, len(texts), batch_size):
             idx = order[lo : lo + batch_size]
-            enc = tokenizer(
-                [texts[i] for i in idx],
-                padding=True,
-                truncation=True,
-                max_length=self.model.max_seq_length,
-                return_offsets_mapping=True,
-                return_tensors="pt",
-            )
-            offsets = enc.pop("offset_mapping").tolist()
+            width = len(ids[idx[0]])
+            batch = {n: np.full((len(idx), width), pad[n], dtype=np.int64) for n in names}
+            for j, i in enumerate(idx):
+                for n in names:
+                    row = enc[n][i]
+                    if tokenizer.padding_side == "left":
+                        batch[n][j, width - len(row) :] = row
+                    else:
+                        batch[n][j, : len(row)] = row
             with self._lock, torch.inference_mode():
-                out = self.model(dict(enc))
+                out = self.model({n: torch.from_numpy(a) for n, a in batch.items()})
             vecs[idx] = out["sentence_embedding"].float().numpy()
             emb = out["token_embeddings"].float().numpy()
             for j, i in enumerate(idx):
-                rows, words, surface = _content_tokens(texts[i], enc.word_ids(j), offsets[j])
-                tokens[i] = TokenVectors(_normalise_rows(emb[j][rows]), words, surface)
+                shift = width - len(ids[i]) if tokenizer.padding_side == "left" else 0
+                rows, words, surface = _content_tokens(
+                    texts[i], enc.word_ids(i), enc["offset_mapping"][i]
+                )
+                tokens[i] = TokenVectors(_normalise_rows(emb[j][rows + shift]), words, surface)
         return _normalise_rows(vecs), tokens
 
 

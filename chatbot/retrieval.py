@@ -301,12 +301,12 @@ class Retriever:
         has = counts > 0
         if not nwords or not has.any():
             return out
-        kept, counts = passages[has].tolist(), counts[has]
-        starts = self._token_start
-        spans = zip(kept, counts.tolist(), strict=True)
-        rows = np.concatenate([np.arange(starts[p], starts[p] + n) for p, n in spans])
-        sims = q.vectors @ self.index.token_matrix()[rows].T
-        best = np.maximum.reduceat(sims, segment_offsets(counts), axis=1)
+        kept = passages[has].tolist()
+        starts, matrix = self._token_start, self.index.token_matrix()
+        best = np.empty((len(q.vectors), len(kept)), np.float32)
+        for j, (p, n) in enumerate(zip(kept, counts[has].tolist(), strict=True)):
+            # one small product per passage on a view: cheaper than gathering their rows
+            (q.vectors @ matrix[starts[p] : starts[p] + n].T).max(axis=1, out=best[:, j])
         if len(q.words) > nwords:  # some words have several pieces: average them
             pieces = np.bincount(q.words)
             best = np.add.reduceat(best, segment_offsets(pieces), axis=0) / pieces[:, None]

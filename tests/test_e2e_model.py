@@ -107,3 +107,16 @@ def test_misspelt_query_is_corrected_against_the_document(real_retriever) -> Non
     assert "meat, dairy, eggs" in answer.hits[0].text
     # Ordinary words stay as they are, even one letter away from a word of the document.
     assert real_retriever.ask("Does vitamin K2 help bones?").query == "Does vitamin K2 help bones?"
+
+
+def test_token_vectors_do_not_depend_on_batching(real_retriever) -> None:
+    """Texts are batched by token count; each result must still belong to its own text."""
+    emb = real_retriever.embedder
+    texts = ["Osteocalcin binds hydroxyapatite.", "K2?", "Which foods hold vitamin K2 " * 5, ""]
+    vecs, tokens = emb.encode_with_tokens(texts, batch_size=2)
+    for text, vec, tv in zip(texts, vecs, tokens, strict=True):
+        alone_vec, (alone,) = emb.encode_with_tokens([text])
+        np.testing.assert_allclose(vec, alone_vec[0], atol=1e-5)
+        assert tv.surface == alone.surface and list(tv.words) == list(alone.words)
+        np.testing.assert_allclose(tv.vectors, alone.vectors, atol=1e-5)
+    np.testing.assert_allclose(vecs, emb.encode(texts), atol=1e-5)
