@@ -41,14 +41,18 @@ def main() -> None:
         print(
             f"{'file':<22}{'on':>4}{'top1':>7}{'top3':>7}{'on-abst':>9}{'off':>5}{'off-abst':>10}"
         )
+        separation: list[tuple[str, list[float], list[float]]] = []
         for path in args.questions:
             lines = Path(path).read_text(encoding="utf-8").splitlines()
             rows = [json.loads(line) for line in lines if line.strip()]
             on = [r for r in rows if r["expected"]]
             off = [r for r in rows if not r["expected"]]
             top1 = top3 = on_abst = off_abst = 0
+            on_conf: list[float] = []
+            off_conf: list[float] = []
             for r in on:
                 a = retriever.ask(r["question"], k=3)
+                on_conf.append(a.confidence)
                 ok1 = bool(a.hits) and matches(a.hits[0].text, r["expected"])
                 ok3 = any(matches(h.text, r["expected"]) for h in a.hits)
                 top1 += ok1
@@ -61,6 +65,7 @@ def main() -> None:
                     )
             for r in off:
                 a = retriever.ask(r["question"], k=3)
+                off_conf.append(a.confidence)
                 off_abst += not a.answered
                 if args.show and a.answered:
                     print(f"  FALSE {r['id']} {r['question']!r} conf={a.confidence:.2f}")
@@ -85,6 +90,21 @@ def main() -> None:
                 f"{name:<22}{len(on):>4}{top1 / len(on):>7.3f}{top3 / len(on):>7.3f}"
                 f"{on_abst:>9}{len(off):>5}{off_abst:>10}"
             )
+            separation.append((name, on_conf, off_conf))
+        print()
+        print("How well confidence separates on-topic from off-topic questions, whatever the")
+        print("threshold: AUC, and the fewest on-topic abstentions of any threshold that")
+        print("abstains on every off-topic question (the threshold just above the highest")
+        print("off-topic confidence).")
+        print(f"{'file':<22}{'AUC':>7}{'max off conf':>14}{'on-abst at it':>15}")
+        for name, on_c, off_c in separation:
+            if not on_c or not off_c:
+                continue
+            auc = sum((a > b) + 0.5 * (a == b) for a in on_c for b in off_c)
+            auc /= len(on_c) * len(off_c)
+            top_off = max(off_c)
+            fewest = sum(c <= top_off for c in on_c)
+            print(f"{name:<22}{auc:>7.3f}{top_off:>14.3f}{fewest:>15}")
 
 
 if __name__ == "__main__":

@@ -120,3 +120,6 @@ def test_token_vectors_do_not_depend_on_batching(real_retriever) -> None:
         assert tv.surface == alone.surface and list(tv.words) == list(alone.words)
         np.testing.assert_allclose(tv.vectors, alone.vectors, atol=1e-5)
     np.testing.assert_allclose(vecs, emb.encode(texts), atol=1e-5)
+    # ... and equal sentence-transformers' own encode (it batches by characters)
+    st = emb.model.encode(texts, batch_size=2, normalize_embeddings=True, convert_to_numpy=True)
+    np.testing.assert_allclose(emb.encode(texts, batch_size=2, progress=True), st, atol=1e-5)
