@@ -114,7 +114,7 @@ class SentenceTransformerEmbedder:
             from tqdm import tqdm
 
             bar = tqdm(total=len(texts), unit="text", file=sys.stderr, leave=False)
-        for idx, out, _ in self._forward(texts, batch_size):
+        for idx, out, _ in self._forward(self._model_texts(texts), batch_size):
             vecs[idx] = out["sentence_embedding"].float().numpy()
             if bar is not None:
                 bar.update(len(idx))
@@ -137,6 +137,7 @@ class SentenceTransformerEmbedder:
         """
         if not texts or not self._own_batching():  # no offsets: no tokens
             return self.encode(texts, batch_size), [TokenVectors.empty(self.dim) for _ in texts]
+        texts = self._model_texts(texts)
         vecs = np.zeros((len(texts), self.dim), dtype=np.float32)
         tokens: list[TokenVectors] = [TokenVectors.empty(self.dim)] * len(texts)
         left = self.model.tokenizer.padding_side == "left"
@@ -147,7 +148,7 @@ class SentenceTransformerEmbedder:
             for j, i in enumerate(idx):
                 shift = width - len(enc["input_ids"][i]) if left else 0
                 rows, words, surface = _content_tokens(
-                    enc.texts[i], enc.word_ids(i), enc["offset_mapping"][i]
+                    texts[i], enc.word_ids(i), enc["offset_mapping"][i]
                 )
                 tokens[i] = TokenVectors(_normalise_rows(emb[j][rows + shift]), words, surface)
         return _normalise_rows(vecs), tokens
@@ -160,6 +161,12 @@ class SentenceTransformerEmbedder:
             and not getattr(self.model, "default_prompt_name", None)
         )
 
+    def _model_texts(self, texts: list[str]) -> list[str]:
+        """``texts`` as the model reads them: lower-cased if its transformer module asks for
+        it (as sentence-transformers' ``encode`` does)."""
+        lower = getattr(self.model[0], "do_lower_case", False)
+        return [t.lower() for t in texts] if lower else texts
+
     def _forward(self, texts: list[str], batch_size: int) -> Iterator[tuple[list[int], Any, Any]]:
         """Run the model over ``texts`` in batches of equal token count.
 
@@ -167,21 +174,17 @@ class SentenceTransformerEmbedder:
         (sentence-transformers sorts by characters and tokenises each batch again with
         padding): equal-length batches carry no padding, which makes this about a fifth faster
         on short questions (bench/README.md). Yields ``(text indices, model output, encoding)``
-        per batch; ``encoding.texts`` are the texts as tokenised (lower-cased if the model's
-        transformer module asks for it, as sentence-transformers does).
+        per batch (the encoding of all ``texts``, with their offsets).
         """
         import torch
 
         tokenizer = self.model.tokenizer
-        if getattr(self.model[0], "do_lower_case", False):
-            texts = [t.lower() for t in texts]
         enc = tokenizer(
             texts,
             truncation=True,
             max_length=self.model.max_seq_length,
             return_offsets_mapping=True,
         )
-        enc.texts = texts
         names = [n for n in tokenizer.model_input_names if n in enc]
         ids = enc["input_ids"]
         order = sorted(range(len(texts)), key=lambda i: -len(ids[i]))
