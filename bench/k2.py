@@ -47,7 +47,8 @@ def main() -> None:
             rows = [json.loads(line) for line in lines if line.strip()]
             on = [r for r in rows if r["expected"]]
             off = [r for r in rows if not r["expected"]]
-            top1 = top3 = on_abst = off_abst = 0
+            # per on-topic question: (kind, right at top-1, right in top-3, abstained)
+            results: list[tuple[str, bool, bool, bool]] = []
             on_conf: list[float] = []
             off_conf: list[float] = []
             for r in on:
@@ -55,14 +56,13 @@ def main() -> None:
                 on_conf.append(a.confidence)
                 ok1 = bool(a.hits) and matches(a.hits[0].text, r["expected"])
                 ok3 = any(matches(h.text, r["expected"]) for h in a.hits)
-                top1 += ok1
-                top3 += ok3
-                on_abst += not a.answered
+                results.append((r.get("kind", ""), ok1, ok3, not a.answered))
                 if args.show and (not ok1 or not a.answered):
                     print(
                         f"  MISS {r['id']} {r['question']!r} conf={a.confidence:.2f} "
                         f"ok3={ok3} top={a.hits[0].text[:80] if a.hits else ''!r}"
                     )
+            off_abst = 0
             for r in off:
                 a = retriever.ask(r["question"], k=3)
                 off_conf.append(a.confidence)
@@ -70,22 +70,14 @@ def main() -> None:
                 if args.show and a.answered:
                     print(f"  FALSE {r['id']} {r['question']!r} conf={a.confidence:.2f}")
             name = Path(path).name
-            for kind in sorted({r.get("kind", "") for r in on}):
-                rows_k = [r for r in on if r.get("kind", "") == kind]
-                hits = [retriever.ask(r["question"], k=3) for r in rows_k]
-                k1 = sum(
-                    bool(a.hits) and matches(a.hits[0].text, r["expected"])
-                    for a, r in zip(hits, rows_k, strict=True)
-                )
-                k3 = sum(
-                    any(matches(h.text, r["expected"]) for h in a.hits)
-                    for a, r in zip(hits, rows_k, strict=True)
-                )
-                ka = sum(not a.answered for a in hits)
+            for kind in sorted({k for k, *_ in results}):
+                of_kind = [x for x in results if x[0] == kind]
+                k1, k3, ka = (sum(x[i] for x in of_kind) for i in (1, 2, 3))
                 print(
-                    f"  {kind:<20}{len(rows_k):>4}{k1 / len(rows_k):>7.3f}"
-                    f"{k3 / len(rows_k):>7.3f}{ka:>9}"
+                    f"  {kind:<20}{len(of_kind):>4}{k1 / len(of_kind):>7.3f}"
+                    f"{k3 / len(of_kind):>7.3f}{ka:>9}"
                 )
+            top1, top3, on_abst = (sum(x[i] for x in results) for i in (1, 2, 3))
             print(
                 f"{name:<22}{len(on):>4}{top1 / len(on):>7.3f}{top3 / len(on):>7.3f}"
                 f"{on_abst:>9}{len(off):>5}{off_abst:>10}"

@@ -213,7 +213,7 @@ def _embed_passages(
     embedder: Embedder,
     batch_size: int,
     progress: bool,
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Passage vectors (with heading context), per-passage sentence vectors, and the
     passages' content-token vectors (float16) with their count per passage."""
     texts = [match_text(p, docs[p.source].title) for p in passages]
@@ -276,8 +276,9 @@ def _sentence_start(passages: list[Passage]) -> np.ndarray:
     return segment_offsets(counts)
 
 
-def sentence_rows(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """Rows of the sentences of passages whose first sentence rows are ``starts``, in order."""
+def segment_rows(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """All rows of the segments (a passage's sentences, or its tokens) that start at rows
+    ``starts`` and hold ``counts`` rows each, laid end to end in that order."""
     if not len(counts):
         return np.zeros(0, dtype=np.int64)
     return np.repeat(starts - segment_offsets(counts), counts) + np.arange(int(counts.sum()))
@@ -454,10 +455,10 @@ def index_files(
         counts = np.fromiter(
             (len(base.passages[i].sentences) for i in rows), dtype=np.int64, count=len(rows)
         )
-        rows_of_sentences = sentence_rows(base.sentence_start[idx], counts)
+        rows_of_sentences = segment_rows(base.sentence_start[idx], counts)
         sent_parts.append(base.sentence_vectors[rows_of_sentences])
         tcounts = base.token_counts[idx]
-        token_rows = sentence_rows(base.token_start[idx], tcounts)
+        token_rows = segment_rows(base.token_start[idx], tcounts)
         tok_parts.append(np.asarray(base.token_vectors[token_rows]))
         count_parts.append(tcounts)
 
@@ -488,8 +489,8 @@ def index_files(
     if order != list(range(len(passages))):
         counts = np.fromiter((len(p.sentences) for p in passages), np.int64, len(passages))
         idx = np.asarray(order, dtype=np.int64)
-        sent_vectors = sent_vectors[sentence_rows(_sentence_start(passages)[idx], counts[idx])]
-        tok_vectors = tok_vectors[sentence_rows(segment_offsets(tok_counts)[idx], tok_counts[idx])]
+        sent_vectors = sent_vectors[segment_rows(_sentence_start(passages)[idx], counts[idx])]
+        tok_vectors = tok_vectors[segment_rows(segment_offsets(tok_counts)[idx], tok_counts[idx])]
         tok_counts = tok_counts[idx]
         vectors = vectors[idx]
         passages = [passages[i] for i in order]
@@ -699,7 +700,7 @@ def _load_generation(index_dir: Path, manifest: dict) -> Index:
         tokens = _read_tokens(gen / TOKENS, len(passages))
         vectors = np.load(gen / "vectors.npy")
         sentence_vectors = np.load(gen / "sentence_vectors.npy")
-        # Memory-mapped: only the rows of the passages a question reaches are read.
+        # Memory-mapped: read in full only when first matched (``Index.token_matrix``).
         token_vectors = np.load(gen / "token_vectors.npy", mmap_mode="r")
         token_counts = np.load(gen / "token_counts.npy")
         lexical = LexicalIndex.load(gen / "bm25", len(passages))

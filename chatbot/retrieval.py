@@ -12,7 +12,7 @@ from scipy import sparse
 
 from .config import ABSTAIN_MESSAGE
 from .embedder import Embedder, TokenVectors
-from .index import Index, segment_offsets, sentence_rows
+from .index import Index, segment_offsets, segment_rows
 from .lexical import tokenize
 from .spelling import Speller
 from .types import Answer, Hit, Span
@@ -72,6 +72,8 @@ class Retriever:
             (len(p.sentences) for p in index.passages), dtype=np.int64, count=len(index.passages)
         )
         self._idf, self._idf_unknown = self._idf_table()
+        n = max(index.lexical.size, 1)
+        self._idf_single = math.log(1 + (n - 0.5) / 1.5)  # IDF of a term in one passage
         self._sent_tokens: dict[int, list[set[str]]] = {}
         self._term_sets: dict[int, set[str]] = {}
         self._weights: dict[str, float] = {}
@@ -247,7 +249,7 @@ class Retriever:
         dense = idx.vectors[cand] @ qvec
         # Best sentence per candidate: gather their sentence rows, then a segmented max.
         counts = self._nsent[cand]
-        rows = sentence_rows(idx.sentence_start[cand], counts)
+        rows = segment_rows(idx.sentence_start[cand], counts)
         sentence = np.maximum.reduceat(idx.sentence_vectors[rows] @ qvec, segment_offsets(counts))
         # BM25 relative to the score of a passage holding every query term once: a query whose
         # terms the corpus lacks (a paraphrase, or off-topic) gets weak lexical evidence,
@@ -333,8 +335,7 @@ class Retriever:
     def _word_weight(self, word: str) -> float:
         weight = self._weights.get(word)
         if weight is None:
-            n = max(self.index.lexical.size, 1)
-            rare = math.log(1 + (n - 0.5) / 1.5)
+            rare = self._idf_single
             terms = tokenize(word)
             weight = (
                 sum(min(self._idf.get(t, rare), rare) for t in terms) / len(terms)
