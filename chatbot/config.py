@@ -28,7 +28,13 @@ class Settings:
     port: int = 7860
     max_file_mb: float = 50.0
     admin_token: str = ""
+    admin_token_file: str = ""  # read the admin token from this file (keeps it out of `ps`)
     batch_size: int = 64
+    # Limits on what a user or a document can make the system do (README: Security and limits).
+    max_question_chars: int = 2000  # a question (and the previous one, for a follow-up)
+    max_word_chars: int = 40  # longer "words" are never spelling-corrected or corrected into
+    allow_outside_links: bool = False  # index symlinks that point outside the folder given
+    api_batch_size: int = 16  # concurrent /ask calls embedded together (Gradio batching)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> Settings:
@@ -60,7 +66,15 @@ class Settings:
         return {"max_chars": self.max_chars, "min_chars": self.min_chars, "overlap": self.overlap}
 
 
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
 def _coerce(name: str, raw: str, kind: type) -> Any:
+    if kind is bool:
+        if raw.strip().lower() in _TRUE | _FALSE:
+            return raw.strip().lower() in _TRUE
+        raise ValueError(f"CHATBOT_{name.upper()}={raw!r} is not true or false; fix or unset it")
     try:
         return kind(raw)
     except ValueError:
