@@ -142,29 +142,38 @@ def _pdf_paragraphs(page_text: str) -> list[str]:
     return [s for s in (_WS.sub(" ", p).strip() for p in paras) if s]
 
 
+def _pdf_dependency_error(name: str, e: Exception) -> FormatError:
+    """The reason for pypdf's DependencyError: AES without ``cryptography``, or another library."""
+    if "AES" in str(e) or "cryptography" in str(e):
+        return FormatError(
+            f"{name}: PDF uses AES encryption; install 'cryptography' "
+            "(pip install -r requirements.txt) or decrypt it (e.g. qpdf --decrypt) and add it again"
+        )
+    return FormatError(f"{name}: PDF needs a library that is not installed ({e}); install it")
+
+
 def extract_pdf(path: Path, source: str, data: bytes) -> Document:
-    """Extract text page by page with pypdf; ``pages`` maps spans to 1-based page numbers."""
+    """Extract text page by page with pypdf; ``pages`` maps spans to 1-based page numbers.
+
+    Encrypted PDFs (RC4 or AES, the latter through ``cryptography``) are opened with the empty
+    user password; a PDF that needs a real password raises FormatError naming the cause.
+    """
     from pypdf import PdfReader
     from pypdf.errors import DependencyError
 
     name = path.name
     try:
-        reader = PdfReader(io.BytesIO(data))
-        if reader.is_encrypted:
-            try:
-                ok = reader.decrypt("")
-            except DependencyError as e:
-                raise FormatError(
-                    f"{name}: PDF uses AES encryption; install 'cryptography' or decrypt it "
-                    "(e.g. qpdf --decrypt) and add it again"
-                ) from e
-            if not ok:
-                raise FormatError(
-                    f"{name}: PDF is encrypted; decrypt it (e.g. qpdf --decrypt) and add it again"
-                )
+        reader = PdfReader(io.BytesIO(data))  # opens an encrypted file with the empty password
+        if reader.is_encrypted and not reader.decrypt(""):
+            raise FormatError(
+                f"{name}: PDF is password-protected; decrypt it (e.g. qpdf --decrypt) "
+                "and add it again"
+            )
         pages = list(reader.pages)
     except FormatError:
         raise
+    except DependencyError as e:
+        raise _pdf_dependency_error(name, e) from e
     except Exception as e:
         raise FormatError(
             f"{name}: PDF is corrupt or unreadable ({type(e).__name__}: {e}); "
@@ -183,6 +192,8 @@ def extract_pdf(path: Path, source: str, data: bytes) -> Document:
     for number, page in enumerate(pages, start=1):
         try:
             page_text = page.extract_text() or ""
+        except DependencyError as e:  # AES streams are decrypted lazily, page by page
+            raise _pdf_dependency_error(name, e) from e
         except Exception as e:  # noqa: BLE001 - one malformed page must not lose the others
             log.warning("%s: could not extract text from page %d: %s", name, number, e)
             continue

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import random
+import subprocess
+import sys
 from pathlib import Path
 
 import docx
@@ -12,6 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pypdf import PdfReader, PdfWriter
 
+from chatbot.config import Settings
 from chatbot.formats import (
     EXTRACTORS,
     FormatError,
@@ -60,9 +63,10 @@ def make_pdf(pages: list[list[str]], title: str = "") -> bytes:
     return bytes(out)
 
 
-def encrypt(pdf: bytes, user_password: str) -> bytes:
+def encrypt(pdf: bytes, user_password: str, algorithm: str = "RC4-128") -> bytes:
+    """``pdf`` encrypted by pypdf; the AES algorithms need the ``cryptography`` package."""
     writer = PdfWriter(clone_from=PdfReader(io.BytesIO(pdf)))
-    writer.encrypt(user_password, owner_password="owner", algorithm="RC4-128")
+    writer.encrypt(user_password, owner_password="owner", algorithm=algorithm)
     buf = io.BytesIO()
     writer.write(buf)
     return buf.getvalue()
@@ -203,7 +207,7 @@ def test_pdf_pages_partition_blocks(tmp_path: Path) -> None:
 
 
 def test_pdf_encrypted_raises(tmp_path: Path) -> None:
-    with pytest.raises(FormatError, match=r"^locked\.pdf: PDF is encrypted; .*decrypt"):
+    with pytest.raises(FormatError, match=r"^locked\.pdf: PDF is password-protected; .*decrypt"):
         run(tmp_path, "locked.pdf", encrypt(make_pdf(PAGES), "secret"))
 
 
@@ -310,3 +314,79 @@ def test_extractors_keys() -> None:
     assert EXTRACTORS[".htm"] is extract_html
     assert EXTRACTORS[".pdf"] is extract_pdf and EXTRACTORS[".docx"] is extract_docx
     assert issubclass(FormatError, ValueError)
+
+
+# --- Encrypted PDFs -------------------------------------------------------------------------
+
+ALGORITHMS = ["RC4-128", "AES-128", "AES-256"]
+LOCKED = "PDF is password-protected; decrypt it (e.g. qpdf --decrypt) and add it again"
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_pdf_empty_user_password_any_algorithm_is_decrypted(tmp_path: Path, algorithm: str) -> None:
+    pdf = encrypt(make_pdf(PAGES, title="Locked Report"), "", algorithm)
+    doc = run(tmp_path, "open.pdf", pdf)
+    assert doc.text.endswith("\n\nPage two text.") and doc.text.startswith("Hello world")
+    assert doc.title == "Locked Report" and [n for _, _, n in doc.pages] == [1, 2]
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_pdf_user_password_is_refused_with_the_fix(tmp_path: Path, algorithm: str) -> None:
+    with pytest.raises(FormatError) as info:
+        run(tmp_path, "locked.pdf", encrypt(make_pdf(PAGES), "secret", algorithm))
+    assert str(info.value) == f"locked.pdf: {LOCKED}"
+
+
+def test_encrypted_pdfs_are_indexed(
+    fake_settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from chatbot import index as ix
+    from chatbot.cli import main
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for algorithm in ALGORITHMS:
+        text = f"Vitamin K2 text under {algorithm}."
+        (docs / f"{algorithm}.pdf").write_bytes(encrypt(make_pdf([[text]]), "", algorithm))
+    (docs / "locked.pdf").write_bytes(encrypt(make_pdf([["Secret."]]), "pw", "AES-256"))
+
+    argv = ["index", "add", str(docs), "--model", fake_settings.model]
+    assert main([*argv, "--index", fake_settings.index]) == 2
+    out = capsys.readouterr().out.strip()
+    assert out.startswith("added 3 documents, ") and f"1 failed: locked.pdf: {LOCKED}" in out
+    texts = sorted(d.text for d in ix.load(fake_settings.index_dir).documents.values())
+    assert texts == sorted(f"Vitamin K2 text under {a}." for a in ALGORITHMS)
+
+
+_WITHOUT_CRYPTOGRAPHY = """
+import sys
+from pathlib import Path
+
+sys.modules["cryptography"] = None  # as if it were not installed
+from chatbot.formats import FormatError, extract_pdf
+
+for path in map(Path, sys.argv[1:]):
+    try:
+        print(extract_pdf(path, path.name, path.read_bytes()).text)
+    except FormatError as e:
+        print(e)
+"""
+
+
+def test_aes_pdf_without_cryptography_names_the_cause(tmp_path: Path) -> None:
+    paths = []
+    for algorithm in ALGORITHMS:
+        paths.append(tmp_path / f"{algorithm}.pdf")
+        paths[-1].write_bytes(encrypt(make_pdf([["Readable."]]), "", algorithm))
+    result = subprocess.run(
+        [sys.executable, "-c", _WITHOUT_CRYPTOGRAPHY, *map(str, paths)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    aes = "PDF uses AES encryption; install 'cryptography'"
+    lines = result.stdout.splitlines()
+    assert lines[0] == "Readable."  # RC4 needs no cryptography
+    for algorithm, line in zip(ALGORITHMS[1:], lines[1:], strict=True):
+        assert line.startswith(f"{algorithm}.pdf: {aes}") and "qpdf --decrypt" in line

@@ -174,7 +174,7 @@ def test_cli_add_update_remove_list_status(
     assert out.startswith("added 5 documents, ") and "4 failed: " in out and "\n" not in out
     for reason in ("empty.txt: file is empty", "binary.txt: looks binary", "broken.pdf: PDF is"):
         assert reason in out
-    assert "locked.pdf: PDF is encrypted" in out
+    assert "locked.pdf: PDF is password-protected" in out
     index = ix.load(fake_settings.index_dir)
     assert len(index.documents) == 5
 
