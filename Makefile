@@ -1,4 +1,4 @@
-# Two commands: `make run` (set up, index, chat) and `make test` (set up, lint, test).
+# Two commands: `make run` (set up, index, chat) and `make test` (set up, lint, audit, test).
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install dev index run test lint format bench screenshot clean
+.PHONY: install dev index run test lint audit format bench screenshot clean
 
 $(BIN)/.installed: requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,7 +37,10 @@ format: dev
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test: lint
+audit: dev
+	$(BIN)/python tools/audit.py requirements.txt requirements-dev.txt
+
+test: lint audit
 	$(BIN)/pytest
 
 bench: dev
