@@ -8,13 +8,17 @@ Retrieval stays in :mod:`chatbot.retrieval`; this module only formats and routes
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import datetime as _dt
 import fcntl
 import html
 import json
 import logging
 import os
+import shutil
 import sys
+import tempfile
 import threading
 import uuid
 from pathlib import Path
@@ -30,6 +34,8 @@ from . import service  # noqa: E402
 from .config import ABSTAIN_MESSAGE, Settings  # noqa: E402
 from .conversation import followup_query  # noqa: E402
 from .documents import SUPPORTED_SUFFIXES  # noqa: E402
+from .guard import COOKIE, AdminGate, UploadGuard, read_admin_token  # noqa: E402
+from .microbatch import BatchedAsker  # noqa: E402
 from .service import LiveRetriever  # noqa: E402
 from .types import Answer, Hit  # noqa: E402
 
@@ -38,9 +44,8 @@ log = logging.getLogger(__name__)
 API_NAME = "ask"  # the named Gradio endpoint: client.predict(question, api_name="/ask")
 FEEDBACK_FILE = "feedback.jsonl"
 STRONG = 0.8  # confidence from which a match is called "strong"
-MAX_QUESTION_CHARS = 2000
 MAX_API_K = 20
-CONCURRENCY = 4  # questions answered at once per process (the embedder itself is serialised)
+CONCURRENCY = 4  # requests handled at once per process besides batched questions
 MAX_QUEUE = 64
 NOTE = (
     "Answers are exact quotes from the documents listed above, not medical advice. "
@@ -67,9 +72,15 @@ def confidence_words(confidence: float, threshold: float) -> str:
     return "moderate match"
 
 
+def display_source(source: str) -> str:
+    """A document's name as shown on the page: an absolute (server) path shows only its
+    file name, so the page never reveals where files live on the server."""
+    return os.path.basename(source) if os.path.isabs(source) else source
+
+
 def source_label(hit: Hit) -> str:
     """Plain-text source line: file, page (if any) and section heading."""
-    label = hit.source
+    label = display_source(hit.source)
     if hit.page is not None:
         label += f", p. {hit.page}"
     if hit.heading:
@@ -220,19 +231,24 @@ def chat_turn(
     question: str,
     history: list[dict[str, Any]] | None,
     state: dict[str, Any] | None,
+    asker: BatchedAsker | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, Any], Answer | None]:
-    """Answer one chat message: returns the new history, the new state and the answer."""
+    """Answer one chat message: returns the new history, the new state and the answer.
+
+    ``asker`` answers it together with concurrent questions (default: on its own).
+    """
     history = list(history or [])
     state = dict(state or new_state())
     state["turns"] = dict(state.get("turns") or {})
     question = (question or "").strip()
     if not question:
         return history, state, None
-    if len(question) > MAX_QUESTION_CHARS:
-        raise gr.Error(f"Please keep questions under {MAX_QUESTION_CHARS} characters.")
-    query = followup_query(question, state.get("last_query"))
+    limit = live.settings.max_question_chars
+    if len(question) > limit:
+        raise gr.Error(f"Please keep questions under {limit} characters.")
+    query = followup_query(question, _tail(state.get("last_query"), limit))
     retriever = live.get()
-    answer = retriever.ask(question, k=chat_k(live.settings), query=query)
+    answer = (asker or retriever).ask(question, k=chat_k(live.settings), query=query)
     history.append({"role": "user", "content": render_question(question)})
     history.append({"role": "assistant", "content": render_answer(answer, retriever.threshold)})
     state["last_query"] = answer.query or query
@@ -251,6 +267,28 @@ def chat_turn(
     }
     log.info("question answered=%s confidence=%.3f", answer.answered, answer.confidence)
     return history, state, answer
+
+
+def _tail(text: str | None, limit: int) -> str | None:
+    """The last ``limit`` characters of ``text`` (whole words), so a chain of follow-ups
+    never makes the searched text grow without bound."""
+    if text is None or len(text) <= limit:
+        return text
+    cut = text[-limit:]
+    space = cut.find(" ")
+    return cut[space + 1 :] if 0 <= space < len(cut) - 1 else cut
+
+
+def check_api_input(question: str, k: Any, previous: str, limit: int) -> int:
+    """Validate one ``/ask`` call; returns ``k`` as an int, or raises ValueError naming the fix."""
+    if len(question) > limit:
+        raise ValueError(f"question longer than {limit} characters; shorten it")
+    if len(previous) > limit:
+        raise ValueError(f"previous longer than {limit} characters; pass the previous question")
+    whole = isinstance(k, int) or (isinstance(k, float) and k.is_integer())
+    if isinstance(k, bool) or not whole or not 1 <= int(k) <= MAX_API_K:
+        raise ValueError(f"k must be a whole number from 1 to {MAX_API_K}, not {k!r}")
+    return int(k)
 
 
 def corpus_counts(live: LiveRetriever) -> tuple[int, int]:
@@ -280,7 +318,7 @@ def description(live: LiveRetriever) -> str:
 def header_html(live: LiveRetriever, shown: int = 5) -> str:
     """Page header: what is loaded (counts and document titles), escaped."""
     index = live.get().index
-    names = [d.title.strip() or d.source for d in index.documents.values()]
+    names = [d.title.strip() or display_source(d.source) for d in index.documents.values()]
     items = "".join(f"<li>{esc(n)}</li>" for n in names[:shown])
     if len(names) > shown:
         items += f"<li>… and {len(names) - shown} more</li>"
@@ -327,26 +365,40 @@ def _upload_path(item: Any) -> Path:
     return Path(str(item))
 
 
-def upload_documents(settings: Settings, token: str | None, files: list[Any] | None) -> str:
+def upload_documents(
+    settings: Settings,
+    token: str | None,
+    files: list[Any] | None,
+    gate: AdminGate | None = None,
+) -> str:
     """Store uploaded files under ``corpus/uploads/`` and index them; return a one-line result.
 
-    Only with the right admin token (compared in constant time). Names are sanitised by
-    :func:`service.safe_upload_name`; files over ``settings.max_file_mb`` or of an unsupported
-    type are refused, each with its reason; every good file is indexed.
+    Only with the right admin token (``gate``: compared in constant time, slowed down after
+    wrong tokens). Names are sanitised by :func:`service.safe_upload_name`; files over
+    ``settings.max_file_mb`` or of an unsupported type are refused, each with its reason;
+    every good file is indexed. Gradio's temporary copies are deleted in every case.
     """
-    if not service.token_matches(settings.admin_token, token):
-        log.warning("upload refused: wrong or missing admin token")
-        return WRONG_TOKEN
-    if not files:
-        return "Choose one or more files to add first."
-    saved: list[Path] = []
-    refused: list[str] = []
-    for item in files:
-        src = _upload_path(item)
-        try:
-            saved.append(service.store_upload(settings, src.name, src, folder=UPLOAD_FOLDER))
-        except (ValueError, OSError) as exc:
-            refused.append(str(exc))
+    try:
+        gate = gate or AdminGate(read_admin_token(settings))
+        wait = gate.wait_seconds()
+        if wait > 0:
+            return f"Too many wrong admin tokens: try again in {wait:.0f} s."
+        if not gate.check(token):
+            return WRONG_TOKEN
+        if not files:
+            return "Choose one or more files to add first."
+        saved: list[Path] = []
+        refused: list[str] = []
+        for item in files:
+            src = _upload_path(item)
+            try:
+                saved.append(service.store_upload(settings, src.name, src, folder=UPLOAD_FOLDER))
+            except (ValueError, OSError) as exc:
+                refused.append(str(exc))
+    finally:
+        for item in files or []:
+            with contextlib.suppress(OSError):
+                _upload_path(item).unlink()
     message = ""
     if saved:
         log.info("upload: indexing %d file(s)", len(saved))
@@ -452,9 +504,25 @@ COPY_JS = r"""
 """
 
 
+# Typing the admin token stores it as a same-site cookie, which the browser then sends with
+# the file upload request that Gradio makes when files are chosen (see chatbot.guard).
+TOKEN_COOKIE_JS = (
+    f"(t) => {{ document.cookie = '{COOKIE}=' + encodeURIComponent(t || '') "
+    "+ '; path=/; SameSite=Strict'; return t; }"
+)
+
+
 def build_app(settings: Settings, live: LiveRetriever | None = None) -> gr.Blocks:
-    """The chat UI and the named ``ask`` API endpoint, over one retriever per process."""
+    """The chat UI and the named ``ask`` API endpoint, over one retriever per process.
+
+    Questions asked at the same time (chat or API) are embedded and searched together
+    (:class:`BatchedAsker`, up to ``settings.api_batch_size``).
+    """
     live = live or LiveRetriever(settings)
+    asker = BatchedAsker(live, settings.api_batch_size)
+    gate = AdminGate(read_admin_token(settings))
+    limit = settings.max_question_chars
+    lanes = max(CONCURRENCY, settings.api_batch_size)  # requests in flight for questions
     examples = example_questions(live)
     placeholder = (
         "<b>Ask a question about the documents.</b><br>"
@@ -484,7 +552,7 @@ def build_app(settings: Settings, live: LiveRetriever | None = None) -> gr.Block
             question = gr.Textbox(
                 show_label=False,
                 placeholder="Ask a question, e.g. a follow-up like “and in men?”",
-                max_length=MAX_QUESTION_CHARS,
+                max_length=limit,
                 lines=1,
                 max_lines=4,
                 scale=8,
@@ -497,7 +565,7 @@ def build_app(settings: Settings, live: LiveRetriever | None = None) -> gr.Block
             )
         gr.HTML(f'<p class="qa-note">{esc(NOTE)}</p>', elem_id="qa-note")
         state = gr.State(new_state())
-        if settings.admin_token:  # the panel exists only when an admin token is configured
+        if gate.enabled:  # the panel exists only when an admin token is configured
             with gr.Accordion("Add documents", open=False, elem_id="qa-upload"):
                 token_box = gr.Textbox(
                     label="Admin token", type="password", max_length=512, elem_id="upload-token"
@@ -510,12 +578,13 @@ def build_app(settings: Settings, live: LiveRetriever | None = None) -> gr.Block
                     elem_id="upload-files",
                 )
                 add_btn = gr.Button("Add to the index", elem_id="upload-add")
+                token_box.change(None, [token_box], None, js=TOKEN_COOKIE_JS)
                 upload_status = gr.Textbox(
                     label="Result", interactive=False, elem_id="upload-status"
                 )
 
             def on_upload(token: str, files: list[Any] | None) -> tuple[str, str, None]:
-                return upload_documents(settings, token, files), header_html(live), None
+                return upload_documents(settings, token, files, gate), header_html(live), None
 
             add_btn.click(
                 on_upload,
@@ -528,7 +597,7 @@ def build_app(settings: Settings, live: LiveRetriever | None = None) -> gr.Block
         def respond(
             message: str, history: list[dict[str, Any]], st: dict[str, Any]
         ) -> tuple[str, list[dict[str, Any]], dict[str, Any]]:
-            history, st, _ = chat_turn(live, message, history, st)
+            history, st, _ = chat_turn(live, message, history, st, asker)
             return "", history, st
 
         def respond_example(
@@ -550,10 +619,11 @@ def build_app(settings: Settings, live: LiveRetriever | None = None) -> gr.Block
 
         io = {"inputs": [question, chatbot, state], "outputs": [question, chatbot, state]}
         private = {"api_visibility": "private"}
-        question.submit(respond, **io, **private)
-        ask_btn.click(respond, **io, **private)
+        turns = {"concurrency_limit": lanes, "concurrency_id": "questions", **private}
+        question.submit(respond, **io, **turns)
+        ask_btn.click(respond, **io, **turns)
         chatbot.example_select(
-            respond_example, [chatbot, state], [question, chatbot, state], **private
+            respond_example, [chatbot, state], [question, chatbot, state], **turns
         )
         chatbot.like(on_like, [state], None, **private)
         clear_btn.click(clear, None, [question, chatbot, state], **private)
@@ -565,14 +635,15 @@ def build_app(settings: Settings, live: LiveRetriever | None = None) -> gr.Block
             Pass the previous question (or its "query") as `previous` to ask a follow-up.
             """
             question = (question or "").strip()
-            if len(question) > MAX_QUESTION_CHARS:
-                raise gr.Error(f"question longer than {MAX_QUESTION_CHARS} characters")
-            if not 1 <= int(k) <= MAX_API_K:
-                raise gr.Error(f"k must be between 1 and {MAX_API_K}")
+            previous = previous or ""
+            try:
+                k = check_api_input(question, k, previous, limit)
+            except ValueError as exc:
+                raise gr.Error(str(exc)) from None
             query = followup_query(question, previous or None)
-            return answer_payload(live.get().ask(question, k=int(k), query=query))
+            return answer_payload(asker.ask(question, k=k, query=query))
 
-        gr.api(ask, api_name=API_NAME)
+        gr.api(ask, api_name=API_NAME, concurrency_limit=lanes, concurrency_id="questions")
         # The index may have been rebuilt since start-up: refresh what the header says.
         app.load(
             lambda: header_html(live),
@@ -584,13 +655,22 @@ def build_app(settings: Settings, live: LiveRetriever | None = None) -> gr.Block
         )
 
     app.live_retriever = live  # type: ignore[attr-defined]  # for tests and serve()
+    app.asker = asker  # type: ignore[attr-defined]
+    app.admin_gate = gate  # type: ignore[attr-defined]
     return app
 
 
-def launch_options(settings: Settings, live: LiveRetriever) -> dict[str, Any]:
-    """Keyword arguments for ``Blocks.launch``: local bind, no sharing, our CSS and JS."""
+def launch_options(
+    settings: Settings, live: LiveRetriever, gate: AdminGate | None = None
+) -> dict[str, Any]:
+    """Keyword arguments for ``Blocks.launch``: local bind, no sharing, our CSS and JS, and
+    the guard that closes Gradio's upload route unless the admin token comes with it."""
+    from starlette.middleware import Middleware
+
+    gate = gate or AdminGate(read_admin_token(settings))
     meta = esc(f"{page_title(live)}. {description(live)}")
     return {
+        "app_kwargs": {"middleware": [Middleware(UploadGuard, gate=gate)]},
         "server_name": settings.host,
         "server_port": settings.port,
         "share": False,
@@ -610,13 +690,26 @@ def launch_options(settings: Settings, live: LiveRetriever) -> dict[str, Any]:
     }
 
 
+def private_temp_dir() -> Path:
+    """Give this process its own Gradio temp folder, removed when the process exits.
+
+    Gradio keeps received files in ``GRADIO_TEMP_DIR`` (shared, never emptied, by default);
+    a folder of our own means nothing uploaded outlives the server.
+    """
+    folder = Path(tempfile.mkdtemp(prefix="chatbot-gradio-"))
+    os.environ["GRADIO_TEMP_DIR"] = str(folder)
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
+
+
 def serve(
     settings: Settings, *, block: bool = True, live: LiveRetriever | None = None
 ) -> gr.Blocks:
     """Start the chat on ``settings.host:settings.port`` (``block=False`` returns at once)."""
     app = build_app(settings, live)
     app.queue(default_concurrency_limit=CONCURRENCY, max_size=MAX_QUEUE)
-    opts = launch_options(settings, app.live_retriever)  # type: ignore[attr-defined]
+    opts = launch_options(settings, app.live_retriever, app.admin_gate)  # type: ignore[attr-defined]
+    private_temp_dir()
     log.info("serving %s on http://%s:%s", settings.index_dir, settings.host, settings.port)
     app.launch(prevent_thread_lock=True, **opts)
     if settings.host not in ("127.0.0.1", "localhost", "::1"):

@@ -36,7 +36,16 @@ def build_parser() -> argparse.ArgumentParser:
     _common(chat)
     chat.add_argument("--host", help="address to bind (env CHATBOT_HOST, default 127.0.0.1)")
     chat.add_argument("--port", type=int, help="port (env CHATBOT_PORT, default 7860)")
-    chat.add_argument("--admin-token", help="enable the upload panel (env CHATBOT_ADMIN_TOKEN)")
+    chat.add_argument(
+        "--admin-token",
+        help="enable the upload panel (env CHATBOT_ADMIN_TOKEN; a flag is visible in `ps`, "
+        "so prefer the env variable or --admin-token-file)",
+    )
+    chat.add_argument(
+        "--admin-token-file",
+        metavar="FILE",
+        help="read the admin token from the first line of FILE (env CHATBOT_ADMIN_TOKEN_FILE)",
+    )
 
     idx = sub.add_parser(
         "index",
@@ -129,6 +138,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
         host=getattr(args, "host", None),
         port=getattr(args, "port", None),
         admin_token=getattr(args, "admin_token", None),
+        admin_token_file=getattr(args, "admin_token_file", None),
     )
     serve(settings)
     return 0

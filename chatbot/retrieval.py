@@ -110,9 +110,18 @@ class Retriever:
         qvecs, qtokens = self.embedder.encode_with_tokens([query])
         return self.answer_with_vector(question, query, qvecs[0], k, tokens=qtokens[0])
 
-    def ask_many(self, questions: list[str], k: int = 3, batch_size: int = 64) -> list[Answer]:
-        """Answer a batch: questions are embedded, searched and BM25-scored together."""
-        queries = [self.spell(q) for q in questions]
+    def ask_many(
+        self,
+        questions: list[str],
+        k: int = 3,
+        batch_size: int = 64,
+        queries: list[str] | None = None,
+    ) -> list[Answer]:
+        """Answer a batch: questions are embedded, searched and BM25-scored together.
+
+        ``queries`` (one per question) override the retrieval texts, as in :meth:`ask`.
+        """
+        queries = [self.spell(q) for q in (questions if queries is None else queries)]
         qvecs, qtokens = self.embedder.encode_with_tokens(queries, batch_size=batch_size)
         dense_ids = self._dense_candidates(qvecs)
         answers: list[Answer] = []

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import hmac
+import hashlib
 import logging
 import os
 import re
@@ -233,25 +233,32 @@ class LiveRetriever:
 
 # ---------------------------------------------------------------------------- uploads
 
-_UNSAFE_CHARS = re.compile(r"[^A-Za-z0-9._ -]+")
+_UNSAFE_CHARS = re.compile(r"[^\w.\- ]+")
 MAX_NAME_CHARS = 120
 
 
 def safe_upload_name(name: str) -> str:
-    """A safe file name for an upload: its last path part, with only ``[A-Za-z0-9._ -]``.
+    """A safe file name for an upload: its last path part, letters and digits of any script
+    plus ``._ -``.
 
     Folders, drive letters, ``..``, hidden-file dots and control characters are dropped, so
-    the name can only ever refer to a file directly inside the upload folder. Raises
+    the name can only ever refer to a file directly inside the upload folder. A name that
+    came with folders gets a short hash of the full name (``../../x.txt`` is stored as
+    ``x-1a2b3c4d.txt``), so it never replaces the upload named plainly ``x.txt``. Raises
     ValueError if nothing usable is left or the file type is not supported.
     """
-    base = re.split(r"[/\\]", unicodedata.normalize("NFKC", name or ""))[-1]
-    base = unicodedata.normalize("NFKD", base).encode("ascii", "ignore").decode("ascii")
-    base = _UNSAFE_CHARS.sub("_", base)
+    name = unicodedata.normalize("NFKC", name or "")
+    parts = re.split(r"[/\\]", name)
+    base = _UNSAFE_CHARS.sub("_", parts[-1])
     base = re.sub(r"\s+", " ", base).strip(" ._-")
     stem, dot, suffix = base.rpartition(".")
     if not dot:
         stem, suffix = base, ""
-    stem = stem.rstrip(" ._-")[: MAX_NAME_CHARS - len(suffix) - 1]
+    stem = stem.rstrip(" ._-")
+    if len(parts) > 1 and stem:
+        stem = f"{stem}-{hashlib.sha256(name.encode('utf-8')).hexdigest()[:8]}"
+        stem = stem[-(MAX_NAME_CHARS - len(suffix) - 1) :].lstrip(" ._-")
+    stem = stem[: MAX_NAME_CHARS - len(suffix) - 1]
     suffix = suffix.lower()
     if f".{suffix}" not in SUPPORTED_SUFFIXES:
         kinds = ", ".join(sorted(SUPPORTED_SUFFIXES))
@@ -259,13 +266,6 @@ def safe_upload_name(name: str) -> str:
     if not stem:
         raise ValueError(f"{name!r}: no usable file name; rename the file and upload it again")
     return f"{stem}.{suffix}"
-
-
-def token_matches(expected: str, given: str | None) -> bool:
-    """Constant-time comparison of an admin token; an unset token never matches."""
-    if not expected:
-        return False
-    return hmac.compare_digest(expected.encode("utf-8"), (given or "").encode("utf-8"))
 
 
 def store_upload(settings: Settings, name: str, source: Path, folder: str = "uploads") -> Path:

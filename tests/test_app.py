@@ -276,7 +276,7 @@ def test_api_returns_cli_record_plus_query_and_supports_followups(fake_index: Se
     with pytest.raises(gr.Error):
         ask(q, 0)
     with pytest.raises(gr.Error):
-        ask("x" * (chat_app.MAX_QUESTION_CHARS + 1))
+        ask("x" * (fake_index.max_question_chars + 1))
 
 
 def test_chat_turn_renders_escaped_history_and_records_turns(fake_index: Settings) -> None:

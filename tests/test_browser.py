@@ -337,3 +337,53 @@ def test_several_users_at_once(real_app, real_retriever) -> None:
     for q, result in zip(questions, results, strict=True):
         assert result["question"] == q
         assert result["answer"] == real_retriever.ask(q, k=3).answer
+
+
+# ------------------------------------------------------------------ admin uploads
+
+
+@pytest.fixture(scope="module")
+def admin_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Settings]]:
+    """The chat with the upload panel enabled (fake embedder)."""
+    from chatbot import service
+
+    root = tmp_path_factory.mktemp("admin")
+    (root / "corpus").mkdir()
+    (root / "corpus" / "tea.md").write_text("# Tea\n\nGreen tea is brewed at 80 degrees.\n")
+    settings = Settings(
+        index=str(root / "index"),
+        corpus=str(root / "corpus"),
+        model="fake-64",
+        admin_token="panel-token",
+    )
+    service.build(settings, replace_all=True)
+    yield from _start(settings)
+
+
+@pytest.mark.browser
+def test_admin_panel_uploads_through_the_guarded_route(browser, admin_app, tmp_path) -> None:
+    """Gradio's upload request carries the typed token (a cookie); without it, it is refused."""
+    url, settings = admin_app
+    doc = tmp_path / "coffee.txt"
+    doc.write_text("Coffee\n\nCoffee contains caffeine, a mild stimulant.\n")
+    tab = Page(browser, url)
+    try:
+        page = tab.page
+        page.locator("#qa-upload").get_by_text("Add documents").click()
+        statuses: list[int] = []
+        page.on("response", lambda r: statuses.append(r.status) if "/upload" in r.url else None)
+        page.locator("#upload-token input").fill("panel-token")
+        page.locator("#upload-files input[type=file]").set_input_files(str(doc))
+        page.wait_for_function(
+            "() => document.querySelector('#upload-files').innerText.includes('coffee')"
+        )
+        page.locator("#upload-add").click()
+        status = page.locator("#upload-status textarea")
+        page.wait_for_function(
+            "() => document.querySelector('#upload-status textarea').value.length > 0"
+        )
+        assert status.input_value().startswith("added 1 document"), status.input_value()
+        assert statuses and all(s == 200 for s in statuses)
+        assert (settings.corpus_dir / "uploads" / "coffee.txt").exists()
+    finally:
+        tab.context.close()

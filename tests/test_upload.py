@@ -15,6 +15,7 @@ from chatbot import index as ix
 from chatbot import service
 from chatbot.config import Settings
 from chatbot.documents import SUPPORTED_SUFFIXES
+from chatbot.guard import AdminGate
 
 TOKEN = "s3cret-token"
 
@@ -23,18 +24,32 @@ TOKEN = "s3cret-token"
     ("name", "safe"),
     [
         ("notes.txt", "notes.txt"),
-        ("../../etc/passwd.txt", "passwd.txt"),
-        ("..\\..\\windows\\win.ini.md", "win.ini.md"),
-        ("/abs/path/Report 2024.PDF", "Report 2024.pdf"),
+        ("../../etc/passwd.txt", "passwd-@.txt"),
+        ("..\\..\\windows\\win.ini.md", "win.ini-@.md"),
+        ("/abs/path/Report 2024.PDF", "Report 2024-@.pdf"),
         (".hidden.txt", "hidden.txt"),
-        ("café  ñ.docx", "cafe n.docx"),
+        ("café  ñ.docx", "café ñ.docx"),
+        ("отчёт 2024.pdf", "отчёт 2024.pdf"),
+        ("報告.md", "報告.md"),
+        ("a\tb\nc.txt", "a_b_c.txt"),
         ("a<b>|c?.html", "a_b_c.html"),
         ("name.txt\x00.pdf", "name.txt.pdf"),
         ("-rf.md", "rf.md"),
     ],
 )
 def test_safe_upload_name(name: str, safe: str) -> None:
-    assert service.safe_upload_name(name) == safe
+    """``@`` stands for the 8-character hash a name that came with folders gets."""
+    assert re.fullmatch(re.escape(safe).replace("@", "[0-9a-f]{8}"), service.safe_upload_name(name))
+
+
+def test_names_with_folders_never_replace_the_plain_name() -> None:
+    plain = service.safe_upload_name("x.txt")
+    assert plain == "x.txt"
+    assert (
+        len({plain, service.safe_upload_name("../../x.txt"), service.safe_upload_name("a/x.txt")})
+        == 3
+    )
+    assert service.safe_upload_name("../../x.txt") == service.safe_upload_name("../../x.txt")
 
 
 @pytest.mark.parametrize("name", ["evil.exe", "noext", ".txt", "..txt", "../", "", "\x00.txt"])
@@ -54,24 +69,25 @@ def test_sanitised_names_stay_inside_the_folder(name: str) -> None:
         safe = service.safe_upload_name(name)
     except ValueError:
         return
-    assert re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._ -]*", safe)
+    assert re.fullmatch(r"[^\W_][\w._ -]*", safe)
     assert Path(safe).name == safe and ".." not in Path(safe).parts
     assert Path(safe).suffix in SUPPORTED_SUFFIXES and len(safe) <= service.MAX_NAME_CHARS
 
 
-def test_token_matches() -> None:
-    assert service.token_matches(TOKEN, TOKEN)
-    assert not service.token_matches(TOKEN, "wrong")
-    assert not service.token_matches(TOKEN, None)
-    assert not service.token_matches(TOKEN, "")
-    assert not service.token_matches("", "")  # no token configured: uploads are off
+def test_admin_gate_checks_tokens() -> None:
+    assert AdminGate(TOKEN).check(TOKEN)
+    assert not AdminGate(TOKEN).check("wrong")
+    assert not AdminGate(TOKEN).check(None)
+    assert not AdminGate(TOKEN).check("")
+    assert not AdminGate("").check("")  # no token configured: uploads are off
 
 
 def test_store_upload_sanitises_and_limits_size(fake_settings: Settings, tmp_path: Path) -> None:
     src = tmp_path / "upload.tmp"
     src.write_text("Hello\n\nSome text.\n")
     stored = service.store_upload(fake_settings, "../../escape.txt", src)
-    assert stored == fake_settings.corpus_dir / "uploads" / "escape.txt"
+    assert stored.parent == fake_settings.corpus_dir / "uploads"
+    assert re.fullmatch(r"escape-[0-9a-f]{8}\.txt", stored.name)
     assert stored.read_text() == src.read_text()
     assert not [p for p in stored.parent.iterdir() if p.name.startswith(".upload-")]
     tiny = replace(fake_settings, max_file_mb=0.00001)
