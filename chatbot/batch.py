@@ -323,7 +323,9 @@ def squad_evaluation(
             source_of=lambda p: p.name,
         )
     index_s = time.perf_counter() - t0
-    retriever = Retriever(index, embedder, threshold=settings.threshold)
+    retriever = Retriever(
+        index, embedder, threshold=settings.threshold, max_word_chars=settings.max_word_chars
+    )
     evaluation = Evaluation(threshold=settings.threshold, k=settings.k)
 
     def expected(sq: Any) -> list[str]:

@@ -14,7 +14,7 @@ from .config import ABSTAIN_MESSAGE
 from .embedder import Embedder, TokenVectors
 from .index import Index, segment_offsets, segment_rows
 from .lexical import tokenize
-from .spelling import Speller
+from .spelling import MAX_WORD_CHARS, Speller
 from .types import Answer, Hit, Span
 
 log = logging.getLogger(__name__)
@@ -62,9 +62,17 @@ class Retriever:
     """Answers questions from one loaded :class:`Index` with one embedder."""
 
     def __init__(
-        self, index: Index, embedder: Embedder, threshold: float = 0.5, fusion: Fusion = Fusion()
+        self,
+        index: Index,
+        embedder: Embedder,
+        threshold: float = 0.5,
+        fusion: Fusion = Fusion(),
+        max_word_chars: int = MAX_WORD_CHARS,
     ) -> None:
+        """``max_word_chars`` (``Settings.max_word_chars``): longer words are never
+        spelling-corrected nor corrected into, and their weights are not cached."""
         self.index = index
+        self.max_word_chars = max_word_chars
         self.embedder = embedder
         self.threshold = threshold
         self.fusion = fusion
@@ -214,7 +222,8 @@ class Retriever:
         if known is None:
             return query
         if self._speller is None:
-            self._speller = Speller(d.text for d in self.index.documents.values())
+            texts = (d.text for d in self.index.documents.values())
+            self._speller = Speller(texts, max_word_chars=self.max_word_chars)
         return self._speller.correct(query, known)
 
     def _dense_candidates(self, qvecs: np.ndarray) -> np.ndarray:
@@ -351,7 +360,9 @@ class Retriever:
                 if terms
                 else rare
             )
-            if len(self._weights) < 100_000:
+            # bounded: at most 100,000 words, none over max_word_chars (a question may hold
+            # one of thousands of characters)
+            if len(self._weights) < 100_000 and len(word) <= self.max_word_chars:
                 self._weights[word] = weight
         return weight
 

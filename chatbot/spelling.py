@@ -6,6 +6,11 @@ and as embeddings. A word is corrected only when all of these hold: it is a word
 know it as one word (so ordinary English words are never "corrected" into document words), and
 exactly one edit (insert, delete, substitute, swap two neighbours) turns it into a document word. Of
 several such words the most frequent in the documents wins.
+
+Words longer than ``max_word_chars`` (``Settings.max_word_chars``, 40) never enter the vocabulary
+and are never corrected: the deletion index holds every one-letter deletion of every word, so its
+size grows with the square of a word's length (one 200,000-letter "word" in a document would need
+about 40 GB). With the bound, the work per word is at most ``max_word_chars`` variants.
 """
 
 from __future__ import annotations
@@ -14,19 +19,29 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterable
 
+from .config import Settings
 from .lexical import STOPWORDS, fold
 
 _WORD_RE = re.compile(r"[^\W\d_]+", re.UNICODE)
 MIN_LENGTH = 4
+MAX_WORD_CHARS = Settings.max_word_chars
 
 
 class Speller:
-    """Corrects words against a vocabulary counted from document texts."""
+    """Corrects words against a vocabulary counted from document texts.
 
-    def __init__(self, texts: Iterable[str]) -> None:
+    Only words of ``MIN_LENGTH`` to ``max_word_chars`` letters are counted or corrected.
+    """
+
+    def __init__(self, texts: Iterable[str], max_word_chars: int = MAX_WORD_CHARS) -> None:
+        self.max_word_chars = max_word_chars
         counts: Counter[str] = Counter()
         for text in texts:
-            counts.update(w for w in _WORD_RE.findall(fold(text)) if len(w) >= MIN_LENGTH)
+            counts.update(
+                w
+                for m in _WORD_RE.finditer(fold(text))
+                if MIN_LENGTH <= len(w := m.group()) <= max_word_chars
+            )
         self.counts = counts
         self._deletes: dict[str, list[str]] | None = None
 
@@ -42,8 +57,12 @@ class Speller:
 
     def candidate(self, word: str) -> str | None:
         """The document word one edit away from ``word`` (folded), or None."""
+        if len(word) > self.max_word_chars:  # before folding: bounded work for any input
+            return None
         w = fold(word)
-        if len(w) < MIN_LENGTH or w in self.counts or w in STOPWORDS or not w.isalpha():
+        if not MIN_LENGTH <= len(w) <= self.max_word_chars:
+            return None
+        if w in self.counts or w in STOPWORDS or not w.isalpha():
             return None
         deletes = self._index()
         found = set(deletes.get(w, ()))  # a letter is missing from w
@@ -63,7 +82,9 @@ class Speller:
         last = 0
         for m in _WORD_RE.finditer(text):
             word = m.group()
-            if len(word) < MIN_LENGTH or word.lower() in self.counts:  # the common case, fast
+            if not MIN_LENGTH <= len(word) <= self.max_word_chars:
+                continue
+            if word.lower() in self.counts:  # the common case, fast
                 continue
             fix = self.candidate(word)
             if fix is not None and not known(word):

@@ -1,0 +1,143 @@
+"""Hardening against hostile text: over-long words.
+
+Every test here reproduced its problem before the fix: an over-long document word entered the
+spelling index (every one-letter deletion of it: quadratic memory).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import string
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from chatbot import service
+from chatbot.cli import main
+from chatbot.config import Settings
+from chatbot.embedder import FakeEmbedder, TokenVectors
+from chatbot.lexical import tokenize
+from chatbot.spelling import Speller
+from chatbot.splitter import sentence_spans
+
+DATA = Path(__file__).parent / "data"
+MAX = Settings().max_word_chars
+
+
+def _letters(n: int, seed: int = 0) -> str:
+    """``n`` random lowercase letters: one "word" with no spaces."""
+    rng = random.Random(seed)
+    return "".join(rng.choice(string.ascii_lowercase) for _ in range(n))
+
+
+def _ask(settings: Settings, *args: str) -> int:
+    return main(["ask", "--index", str(settings.index_dir), "--model", "fake-64", *args])
+
+
+def _peak_bytes(fn) -> int:  # noqa: ANN001 - any callable
+    tracemalloc.start()
+    try:
+        fn()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.fixture
+def spelling_fake(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Give the fake embedder a tokenizer vocabulary that knows no word, so the retriever
+    spell-checks every question as it does with the real model."""
+    monkeypatch.setattr(FakeEmbedder, "knows_word", lambda self, word: False, raising=False)
+
+
+def _long_word_index(settings: Settings, word: str) -> Settings:
+    """A fake-embedder index over tests/data/docs plus one file holding ``word`` alone."""
+    shutil.copytree(DATA / "docs", settings.corpus_dir)
+    (settings.corpus_dir / "long_word.txt").write_text(word + "\n", encoding="utf-8")
+    service.build(settings, replace_all=True)
+    return settings
+
+
+# --------------------------------------------------------------------------- 1. long words
+
+
+def test_speller_vocabulary_leaves_out_words_over_the_limit() -> None:
+    long_word = _letters(MAX + 5)
+    sp = Speller([f"Vitamin K2 is made in Japan. {long_word} ends here."])
+    assert long_word not in sp.counts
+    assert all(len(variant) <= MAX for variant in sp._index())
+    # one letter missing from the long word: neither a document word nor corrected into one
+    typo = long_word[:10] + long_word[11:]
+    assert sp.correct(f"vitamn {typo}") == f"vitamin {typo}"
+
+
+def test_speller_words_up_to_the_limit_are_still_corrected() -> None:
+    word = _letters(MAX, seed=1)
+    sp = Speller([f"a {word} b"])
+    assert word in sp.counts
+    assert sp.correct(word[:5] + word[6:]) == word
+
+
+def test_speller_limit_is_configurable() -> None:
+    sp = Speller(["osteoporosis vitamin"], max_word_chars=8)
+    assert set(sp.counts) == {"vitamin"}
+    assert sp.correct("osteoporsis vitamn") == "osteoporsis vitamin"
+
+
+def _spell_with(word: str) -> None:
+    sp = Speller([f"vitamin K2 {word}"])
+    sp.correct("vitamn")  # builds the deletion index
+    sp.correct(word[:-1])  # a question word as long: bounded work too
+
+
+def test_speller_memory_does_not_grow_with_a_long_word() -> None:
+    # Before the fix a 5,000-letter word put 5,000 deletions of 4,999 letters (25 MB) in the
+    # index (a 200,000-letter one: about 40 GB).
+    assert _peak_bytes(lambda: _spell_with(_letters(5_000))) < 1_000_000
+
+
+def test_speller_memory_with_a_200000_letter_word() -> None:
+    assert _peak_bytes(lambda: _spell_with(_letters(200_000))) < 3_000_000  # the text's copies
+
+
+def test_ask_after_indexing_a_200000_letter_word(
+    fake_settings: Settings, spelling_fake: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    word = _letters(200_000)
+    settings = _long_word_index(fake_settings, word)
+    retriever = service.open_retriever(settings)
+    assert len(retriever.index.passages) >= 400
+    question = "How much calcim do adults need?"
+    peak = _peak_bytes(lambda: retriever.ask(question))
+    assert peak < 20_000_000, peak  # the first question builds the speller's index
+    assert retriever.ask(question).query == "How much calcium do adults need?"
+    assert retriever.ask(f"what is {word[:5000]}?").query == f"what is {word[:5000]}?"
+    path = settings.corpus_dir.parent / "q.txt"
+    path.write_text(f"{question}\nWhat is {word[1:1500]}?\n", encoding="utf-8")
+    assert _ask(settings, str(path)) == 0
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["question"] for r in records] == [question, f"What is {word[1:1500]}?"]
+
+
+def test_word_weight_cache_holds_no_long_words(fake_index: Settings) -> None:
+    r = service.open_retriever(fake_index)
+    long_word = _letters(10_000)
+    q = TokenVectors(
+        np.zeros((2, 64), np.float32), np.arange(2, dtype=np.int32), ("tea", long_word)
+    )
+    r.word_weights(q)
+    assert "tea" in r._weights
+    assert long_word not in r._weights
+
+
+def test_splitter_and_tokens_are_linear_in_a_long_word() -> None:
+    word = _letters(200_000)
+    spans = sentence_spans(word, 0, len(word), 500)
+    assert len(spans) == 400
+    assert all(b.start == a.end for a, b in zip(spans, spans[1:], strict=False))
+    assert spans[0].start == 0 and spans[-1].end == len(word)
+    assert tokenize(word[:500]) == [word[:500]]  # one BM25 term per passage-sized piece
