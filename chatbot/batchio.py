@@ -430,11 +430,32 @@ class ResultWriter:
         self.close()
 
 
+# Characters that JSON allows raw in a string but ``str.splitlines`` (and JavaScript before
+# ES2019) treats as line breaks; json.dumps already escapes the ASCII ones (\v, \f, \x1c-\x1e).
+_LINE_BREAKS = {"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+_LINE_BREAK_TABLE = str.maketrans(_LINE_BREAKS)
+
+
+def json_text(value: Any) -> str:
+    """``value`` as JSON on one line: UTF-8 text kept readable (``ensure_ascii=False``), but
+    U+0085, U+2028 and U+2029 escaped so every line-splitting tool sees one line."""
+    text = json.dumps(value, ensure_ascii=False)
+    # Raw, they can only occur inside strings, and there the escape means the same character.
+    if any(c in text for c in _LINE_BREAKS):
+        text = text.translate(_LINE_BREAK_TABLE)
+    return text
+
+
+def json_line(record: Any) -> str:
+    """``record`` as one JSON Lines line (:func:`json_text` and a newline)."""
+    return json_text(record) + "\n"
+
+
 class JsonlResultWriter(ResultWriter):
-    """One ``json.dumps(record, ensure_ascii=False)`` per line."""
+    """One :func:`json_line` per record (``ensure_ascii=False``; line separators escaped)."""
 
     def _write(self, record: dict[str, Any]) -> None:
-        self._stream.write(json.dumps(record, ensure_ascii=False) + "\n")  # one write per record
+        self._stream.write(json_line(record))  # one write per record
 
 
 class CsvResultWriter(ResultWriter):

@@ -1,7 +1,9 @@
-"""Hardening against hostile text: over-long words.
+"""Hardening against hostile text: over-long words, and line separators inside JSON Lines
+records.
 
 Every test here reproduced its problem before the fix: an over-long document word entered the
-spelling index (every one-letter deletion of it: quadratic memory).
+spelling index (every one-letter deletion of it: quadratic memory), and U+2028/U+2029 left raw
+in JSONL records split them for ``str.splitlines``.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from chatbot import service
+from chatbot import batchio, service
+from chatbot.batchio import open_writer
 from chatbot.cli import main
 from chatbot.config import Settings
 from chatbot.embedder import FakeEmbedder, TokenVectors
@@ -141,3 +144,64 @@ def test_splitter_and_tokens_are_linear_in_a_long_word() -> None:
     assert all(b.start == a.end for a, b in zip(spans, spans[1:], strict=False))
     assert spans[0].start == 0 and spans[-1].end == len(word)
     assert tokenize(word[:500]) == [word[:500]]  # one BM25 term per passage-sized piece
+
+
+# --------------------------------------------------------------------------- 3. JSONL
+
+
+SEPARATORS = "a\u2028b\u2029c\x85d"  # str.splitlines breaks at each of these
+
+
+def test_json_line_escapes_line_separators_only() -> None:
+    record = {"question": f"Où? {SEPARATORS}", "text": "café \u201cquoted\u201d \\\u2028"}
+    line = batchio.json_line(record)
+    assert line.endswith("\n") and line.count("\n") == 1
+    assert len(line.splitlines()) == 1
+    assert "\\u2028" in line and "\\u2029" in line and "\\u0085" in line
+    assert "Où?" in line and "café \u201cquoted\u201d" in line  # other text stays readable
+    assert json.loads(line) == record
+
+
+def test_jsonl_writer_keeps_one_line_per_record(tmp_path: Path) -> None:
+    out = tmp_path / "out.jsonl"
+    records = [{"id": str(i), "question": f"q{i} {SEPARATORS}", "answer": "é"} for i in range(3)]
+    writer, _ = open_writer("jsonl", str(out))
+    for r in records:
+        writer.write(r)
+    writer.close()
+    text = out.read_text(encoding="utf-8")
+    assert [json.loads(line) for line in text.splitlines()] == records
+    writer, done = open_writer("jsonl", str(out), resume=True)
+    writer.close()
+    assert done == 3
+
+
+def test_ask_output_has_one_line_per_record(
+    fake_settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shutil.copytree(DATA / "docs", fake_settings.corpus_dir)
+    (fake_settings.corpus_dir / "sep.txt").write_text(
+        "Matcha\n\nMatcha is a powdered green tea.\u2028It is whisked with hot water.\u2029"
+        "Café culture likes it.\n",
+        encoding="utf-8",
+    )
+    service.build(fake_settings, replace_all=True)
+    questions = tmp_path / "q.txt"
+    questions.write_text(
+        "How is matcha\u2028whisked with hot water?\nWhat is a powdered green tea?\n",
+        encoding="utf-8",
+    )
+    out = tmp_path / "out.jsonl"
+    assert _ask(fake_settings, str(questions), "--out", str(out)) == 0
+    text = out.read_text(encoding="utf-8")
+    lines = text.splitlines()
+    assert len(lines) == 2
+    records = [json.loads(line) for line in lines]
+    assert records[0]["question"] == "How is matcha\u2028whisked with hot water?"
+    assert any("\u2028" in p["text"] for r in records for p in r["passages"])
+    assert "\u2028" not in text and "\u2029" not in text and "Café" in text
+    # stdout too, and a resumed file checks the questions after the round trip
+    assert _ask(fake_settings, str(questions)) == 0
+    assert capsys.readouterr().out.splitlines() == lines
+    assert _ask(fake_settings, str(questions), "--out", str(out), "--resume") == 0
+    assert out.read_text(encoding="utf-8") == text
