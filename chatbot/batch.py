@@ -11,8 +11,6 @@ per question *with* expected answers.
 from __future__ import annotations
 
 import argparse
-import csv
-import json
 import logging
 import os
 import sys
@@ -21,9 +19,18 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from itertools import islice
 from pathlib import Path
-from typing import IO, Any, NoReturn
+from typing import Any, NoReturn
 
-from .batchio import InputError, Question, open_writer, read_questions
+from .batchio import (
+    STDIN_NAME,
+    InputError,
+    Question,
+    json_text,
+    open_writer,
+    read_questions,
+    scan_output,
+    written_records,
+)
 from .config import Settings
 from .evaluate import Evaluation, write_report
 
@@ -151,12 +158,16 @@ def run_batch(settings: Settings, args: argparse.Namespace, progress: bool = Fal
         read_questions(args.file, args.input_format, skip_bad=args.skip_bad, on_bad=reporter.bad)
     )
     retriever = open_retriever(settings)
-    writer, done = open_writer(fmt, out, resume=args.resume, k=settings.k)
     evaluation = Evaluation(threshold=settings.threshold, k=settings.k)
     started = time.perf_counter()
-    with writer:
+    scanned = None
+    if args.resume and out not in (None, "-"):
+        # Every written record is checked against the input before the file is touched.
+        scanned = scan_output(fmt, out, settings.k)
+        done = scanned[0]
         if done:
-            replayed = _replay(out, fmt, done, questions, evaluation, retriever, settings)
+            name = STDIN_NAME if args.file == "-" else args.file
+            replayed = _replay(out, fmt, done, questions, evaluation, retriever, settings, name)
             if replayed < done:
                 log.warning(
                     "%s holds %d records but the input has only %d questions; nothing to add",
@@ -166,6 +177,8 @@ def run_batch(settings: Settings, args: argparse.Namespace, progress: bool = Fal
                 )
             elif not args.quiet:
                 print(f"resuming {out} after {done} answered questions", file=sys.stderr)
+    writer, done = open_writer(fmt, out, resume=args.resume, k=settings.k, scanned=scanned)
+    with writer:
         bar = _bar(progress and not args.quiet)
         reporter.bar = bar
         try:
@@ -212,26 +225,31 @@ def _replay(
     evaluation: Evaluation,
     retriever: Any,
     settings: Settings,
+    name: str,
 ) -> int:
-    """Consume the ``done`` questions already answered in ``out``, checking their ids match,
-    and score them so a resumed run reports the same evaluation as an uninterrupted one.
+    """Consume the ``done`` questions already answered in ``out``, checking that each record
+    answers the input's question at its position (same id, same question text), and score
+    them so a resumed run reports the same evaluation as an uninterrupted one.
 
     JSON Lines records are scored from the file; CSV rows lack the passages, so their
     questions with expected answers are answered again (retrieval is deterministic).
-    Returns how many questions were consumed.
+    Returns how many questions were consumed; raises :class:`InputError` (``name`` is the
+    question file) at the first record written for another question.
     """
     consumed = 0
     again: list[Question] = []
-    with open(out, encoding="utf-8", newline="") as fh:
-        rows = _jsonl_records(fh) if fmt == "jsonl" else _csv_records(fh)
-        for q, record in zip(islice(questions, done), rows, strict=False):
+    rows = written_records(fmt, out)
+    try:
+        for q, (line, record) in zip(islice(questions, done), rows, strict=False):
             consumed += 1
-            if str(record.get("id", "")) != q.id:
+            if str(record.get("id", "")) != q.id or record.get("question") != q.question:
                 raise InputError(
-                    f"{out}: record {consumed} is for question id {record.get('id')!r} but "
-                    f"the input's question {consumed} has id {q.id!r}; resume with the same "
-                    "question file, or run without --resume",
+                    f"{out} holds answers to other questions (line {line}: "
+                    f"{_shown(record.get('id'), record.get('question'))}, but question "
+                    f"{consumed} of {name} is {_shown(q.id, q.question)}); "
+                    "use a new --out file or run without --resume",
                     path=out,
+                    line=line,
                 )
             if not q.expected:
                 evaluation.add(record, None)
@@ -242,22 +260,18 @@ def _replay(
                 if len(again) >= settings.batch_size:
                     _score(retriever, again, evaluation, settings)
                     again = []
+    finally:
+        rows.close()
     _score(retriever, again, evaluation, settings)
     return consumed
 
 
-def _jsonl_records(fh: IO[str]) -> Iterator[dict[str, Any]]:
-    for line in fh:
-        if line.strip():
-            yield json.loads(line)
-
-
-def _csv_records(fh: IO[str]) -> Iterator[dict[str, Any]]:
-    reader = csv.reader(fh)
-    next(reader, None)  # header
-    for row in reader:
-        if row:
-            yield {"id": row[0]}
+def _shown(qid: Any, question: Any, limit: int = 80) -> str:
+    """``id '7' "question text"`` for a one-line message (long questions shortened)."""
+    text = question if isinstance(question, str) else str(question)
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return f"id {str(qid)!r} {json_text(text)}"
 
 
 def _score(retriever: Any, qs: list[Question], evaluation: Evaluation, settings: Settings) -> None:

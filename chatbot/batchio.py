@@ -475,19 +475,75 @@ class CsvResultWriter(ResultWriter):
         self._csv.writerow(csv_row(record, self.k))
 
 
-def open_writer(
-    fmt: str, out: str | None, *, resume: bool = False, k: int = 3
-) -> tuple[ResultWriter, int]:
-    """Open a result writer for ``fmt`` (``jsonl``/``csv``) on ``out`` (None or ``'-'``: stdout).
-
-    With ``resume`` the existing file's complete records are counted, a partial last record
-    is truncated away and the file is appended to; the count is returned as ``done`` so the
-    caller skips that many questions. Without ``resume`` an existing file is overwritten.
-    Returns ``(writer, done)``.
-    """
+def _output_format(fmt: str) -> str:
     fmt = fmt.strip().lower()
     if fmt not in OUTPUT_FORMATS:
         raise ValueError(f"unknown output format {fmt!r}; use {' or '.join(OUTPUT_FORMATS)}")
+    return fmt
+
+
+def scan_output(fmt: str, out: str, k: int = 3) -> tuple[int, int]:
+    """``(complete records, bytes they take)`` of an existing result file; ``(0, 0)`` if there
+    is none. Read-only: raises :class:`InputError` if the file is damaged or (CSV) has other
+    columns than this run's ``k`` gives."""
+    fmt = _output_format(fmt)
+    if not os.path.exists(out):
+        return 0, 0
+    return _scan_jsonl(out) if fmt == "jsonl" else _scan_csv(out, csv_columns(k))
+
+
+def written_records(fmt: str, out: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    """``(line, record)`` for the records of a result file, in order; ``line`` is the 1-based
+    line the record starts on. JSONL gives whole records, CSV only ``id`` and ``question``.
+
+    Meant for the first ``done`` records after :func:`scan_output` checked the file (a partial
+    last record ends the iteration).
+    """
+    fmt = _output_format(fmt)
+    with open(out, "rb") as fh:
+        if fmt == "jsonl":
+            for lineno, raw in enumerate(fh, 1):
+                if not raw.endswith(b"\n"):
+                    return
+                if raw.strip():
+                    yield lineno, json.loads(raw)
+            return
+        consumed = 0
+
+        def lines() -> Iterator[str]:
+            nonlocal consumed
+            for raw in fh:
+                consumed += 1
+                yield raw.decode("utf-8", errors="replace")
+
+        reader = csv.reader(lines(), strict=True)
+        next(reader, None)  # header
+        while True:
+            start = consumed + 1
+            try:
+                row = next(reader)
+            except (StopIteration, csv.Error):
+                return
+            if row:
+                yield start, {"id": row[0], "question": row[1] if len(row) > 1 else ""}
+
+
+def open_writer(
+    fmt: str,
+    out: str | None,
+    *,
+    resume: bool = False,
+    k: int = 3,
+    scanned: tuple[int, int] | None = None,
+) -> tuple[ResultWriter, int]:
+    """Open a result writer for ``fmt`` (``jsonl``/``csv``) on ``out`` (None or ``'-'``: stdout).
+
+    With ``resume`` the existing file's complete records are counted (or taken from
+    ``scanned``, :func:`scan_output`'s result), a partial last record is truncated away and
+    the file is appended to; the count is returned as ``done`` so the caller skips that many
+    questions. Without ``resume`` an existing file is overwritten. Returns ``(writer, done)``.
+    """
+    fmt = _output_format(fmt)
     if out is None or out == "-":
         if resume:
             raise ValueError("--resume needs an output file (pass --out FILE), not stdout")
@@ -498,7 +554,7 @@ def open_writer(
     done = 0
     keep = 0
     if resume and os.path.exists(out):
-        done, keep = _scan_jsonl(out) if fmt == "jsonl" else _scan_csv(out, csv_columns(k))
+        done, keep = scan_output(fmt, out, k) if scanned is None else scanned
         size = os.path.getsize(out)
         if keep < size:
             logger.warning("%s: truncating a partial last record (%d bytes)", out, size - keep)

@@ -322,7 +322,7 @@ def test_resume_with_other_input_is_an_error(
     capsys.readouterr()
     assert _ask(fake_index, str(BATCH / "questions.txt"), "--out", str(out), "--resume") == 1
     err = capsys.readouterr().err
-    assert err.startswith("Error: ") and "same question file" in err
+    assert err.startswith(f"Error: {out} holds answers to other questions (line 1: ")
 
 
 def test_resume_needs_out(fake_index: Settings, capsys: pytest.CaptureFixture[str]) -> None:

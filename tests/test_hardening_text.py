@@ -1,9 +1,10 @@
-"""Hardening against hostile text: over-long words, and line separators inside JSON Lines
-records.
+"""Hardening against hostile text: over-long words, resuming onto another question file, and
+line separators inside JSON Lines records.
 
 Every test here reproduced its problem before the fix: an over-long document word entered the
-spelling index (every one-letter deletion of it: quadratic memory), and U+2028/U+2029 left raw
-in JSONL records split them for ``str.splitlines``.
+spelling index (every one-letter deletion of it: quadratic memory), ``--resume`` appended
+answers to a file written for other questions, and U+2028/U+2029 left raw in JSONL records
+split them for ``str.splitlines``.
 """
 
 from __future__ import annotations
@@ -144,6 +145,89 @@ def test_splitter_and_tokens_are_linear_in_a_long_word() -> None:
     assert all(b.start == a.end for a, b in zip(spans, spans[1:], strict=False))
     assert spans[0].start == 0 and spans[-1].end == len(word)
     assert tokenize(word[:500]) == [word[:500]]  # one BM25 term per passage-sized piece
+
+
+# --------------------------------------------------------------------------- 2. --resume
+
+
+def _two_question_files(tmp_path: Path) -> tuple[Path, Path]:
+    first = tmp_path / "first.txt"
+    other = tmp_path / "other.txt"
+    first.write_text(
+        "How much calcium do adults need?\nHow do I brew green tea?\nWhat is osteoporosis?\n",
+        encoding="utf-8",
+    )
+    other.write_text(
+        "How hot should tea water be?\nWhat builds bone?\nWhere does tea grow?\n",
+        encoding="utf-8",
+    )
+    return first, other
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+def test_resume_with_another_question_file_stops(
+    fake_index: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str], fmt: str
+) -> None:
+    first, other = _two_question_files(tmp_path)
+    out = tmp_path / f"out.{fmt}"
+    assert _ask(fake_index, str(first), "--out", str(out)) == 0
+    # an interrupted run: two complete records and part of the third
+    lines = out.read_bytes().splitlines(keepends=True)
+    kept = 2 + (fmt == "csv")
+    out.write_bytes(b"".join(lines[:kept]) + lines[kept][:20])
+    before = out.read_bytes()
+    capsys.readouterr()
+    # same ids ("1", "2", ...), other questions: refused, and the file is left as it was
+    assert _ask(fake_index, str(other), "--out", str(out), "--resume") == 1
+    err = capsys.readouterr().err
+    line = 2 if fmt == "csv" else 1
+    assert err.startswith(f"Error: {out} holds answers to other questions (line {line}: ")
+    assert err.endswith("; use a new --out file or run without --resume\n")
+    assert err.count("\n") == 1
+    assert "How much calcium do adults need?" in err and "How hot should tea water be?" in err
+    assert out.read_bytes() == before
+    # the right file still resumes
+    assert _ask(fake_index, str(first), "--out", str(out), "--resume") == 0
+    assert out.read_bytes().startswith(b"".join(lines[:kept]))
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+def test_resume_names_the_first_differing_line(
+    fake_index: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str], fmt: str
+) -> None:
+    first, _ = _two_question_files(tmp_path)
+    out = tmp_path / f"out.{fmt}"
+    assert _ask(fake_index, str(first), "--out", str(out)) == 0
+    before = out.read_bytes()
+    edited = tmp_path / "edited.txt"
+    text = first.read_text(encoding="utf-8").replace("green tea", "black tea")
+    edited.write_text(text, encoding="utf-8")
+    capsys.readouterr()
+    assert _ask(fake_index, str(edited), "--out", str(out), "--resume") == 1
+    err = capsys.readouterr().err
+    # the line where record 2 starts (CSV: after the header and record 1's quoted newlines)
+    line = before.split(b"\r\n2,")[0].count(b"\n") + 2 if fmt == "csv" else 2
+    assert line > 3 or fmt == "jsonl"
+    assert f"holds answers to other questions (line {line}: " in err
+    assert "How do I brew green tea?" in err and "How do I brew black tea?" in err
+    assert out.read_bytes() == before
+
+
+def test_resume_with_other_ids_stops(
+    fake_index: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out.jsonl"
+    questions = tmp_path / "q.jsonl"
+    questions.write_text('{"id": "a", "question": "What builds bone?"}\n', encoding="utf-8")
+    assert _ask(fake_index, str(questions), "--out", str(out)) == 0
+    before = out.read_bytes()
+    questions.write_text('{"id": "b", "question": "What builds bone?"}\n', encoding="utf-8")
+    capsys.readouterr()
+    assert _ask(fake_index, str(questions), "--out", str(out), "--resume") == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"Error: {out} holds answers to other questions (line 1: ")
+    assert "'a'" in err and "'b'" in err
+    assert out.read_bytes() == before
 
 
 # --------------------------------------------------------------------------- 3. JSONL
