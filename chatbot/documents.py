@@ -169,41 +169,67 @@ def _too_big(path: Path, size: int, max_bytes: int) -> str:
     )
 
 
-def find_files(paths: Iterable[Path]) -> list[Path]:
+def find_files(paths: Iterable[Path], *, allow_outside_links: bool = False) -> list[Path]:
     """Expand files and folders (recursively) into supported files, sorted, hidden ones skipped.
 
-    Raises DocumentError for a path that does not exist.
+    Raises DocumentError for a path that does not exist or a link that leaves its folder.
     """
-    found, missing = collect_files(paths)
+    found, missing = collect_files(paths, allow_outside_links=allow_outside_links)
     if missing:
         raise DocumentError(missing[0][1])
     return found
 
 
-def collect_files(paths: Iterable[Path]) -> tuple[list[Path], list[tuple[Path, str]]]:
-    """Like :func:`find_files`, but missing paths are returned with a reason, not raised.
+def collect_files(
+    paths: Iterable[Path], *, allow_outside_links: bool = False
+) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """Like :func:`find_files`, but refused paths are returned with a reason, not raised.
 
-    A file named twice (directly, or inside a folder also given) is listed once.
+    A file named twice (directly, or inside a folder also given) is listed once. A file
+    found inside a folder must resolve to a file inside that folder: a symbolic link that
+    leads out of it is refused unless ``allow_outside_links`` (a file named directly is
+    always taken, wherever it leads). Links to folders are not descended into.
     """
     found: list[Path] = []
-    missing: list[tuple[Path, str]] = []
+    refused: list[tuple[Path, str]] = []
+    outside: list[tuple[Path, Path, str]] = []  # (link, its target, reason)
     seen: set[Path] = set()
 
-    def take(f: Path) -> None:
-        key = f.resolve()
+    def take(f: Path, key: Path) -> None:
         if key not in seen:
             seen.add(key)
             found.append(f)
 
     for p in paths:
         if p.is_dir():
+            root = _resolve(p)
             for f in sorted(p.rglob("*")):
                 rel = f.relative_to(p).parts
                 hidden = any(part.startswith(".") for part in rel)
-                if not hidden and f.suffix.lower() in SUPPORTED_SUFFIXES and f.is_file():
-                    take(f)
+                if hidden or f.suffix.lower() not in SUPPORTED_SUFFIXES or not f.is_file():
+                    continue
+                key = _resolve(f)
+                if allow_outside_links or key.is_relative_to(root):
+                    take(f, key)
+                else:
+                    folder = f"{p.as_posix().rstrip('/')}/"
+                    reason = (
+                        f"{f}: a link to a file outside {folder} ({key}); copy the file into "
+                        "the folder, or set CHATBOT_ALLOW_OUTSIDE_LINKS=1"
+                    )
+                    outside.append((f, key, reason))
         elif p.exists():
-            take(p)
+            take(p, _resolve(p))
         else:
-            missing.append((p, f"{p}: no such file or folder; check the path"))
-    return found, missing
+            refused.append((p, f"{p}: no such file or folder; check the path"))
+    # A link whose target is indexed anyway (named, or inside another folder given) is no loss.
+    refused.extend((f, reason) for f, key, reason in outside if key not in seen)
+    return found, refused
+
+
+def _resolve(path: Path) -> Path:
+    """``path`` with every symbolic link followed (as far as they lead)."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):  # a link loop
+        return path.absolute()

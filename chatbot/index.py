@@ -353,6 +353,7 @@ def index_files(
     batch_size: int = 64,
     progress: bool = False,
     source_of: Callable[[Path], str] | None = None,
+    allow_outside_links: bool = False,
 ) -> tuple[Index, Summary]:
     """Return a new index: ``base`` plus the given files (new or changed), minus ``remove``.
 
@@ -360,7 +361,8 @@ def index_files(
     their stored passages, vectors and tokens. With ``replace_all`` documents not in ``paths``
     are dropped (a full build that still reuses unchanged work). Bad or missing files are
     skipped and reported in the summary; they never abort the run (a bad file that was
-    indexed before keeps its previous version).
+    indexed before keeps its previous version). A link inside a folder that leads out of it
+    is refused (reported as failed) unless ``allow_outside_links``.
     """
     source_of = source_of or default_source
     summary = Summary()
@@ -371,7 +373,7 @@ def index_files(
         if keep.pop(source, None) is not None:
             summary.removed.append(source)
 
-    files, missing = collect_files(paths)
+    files, missing = collect_files(paths, allow_outside_links=allow_outside_links)
     for path, reason in missing:
         summary.failed.append((str(path), reason))
     fresh: dict[str, tuple[Document, DocRecord]] = {}

@@ -110,14 +110,35 @@ def remove(settings: Settings, names: list[str]) -> ix.Summary:
 
 
 def update(settings: Settings, progress: bool = False) -> ix.Summary:
-    """Re-scan indexed sources: changed files are re-indexed, deleted ones removed."""
+    """Re-scan indexed sources: changed files are re-indexed, deleted ones removed.
+
+    Only the files that were indexed are re-read: a name that now leads elsewhere through
+    a symbolic link (``docs/a.txt`` replaced by a link to ``/etc/passwd``) is not followed;
+    it is reported as failed and keeps its indexed version.
+    """
     with ix.write_lock(settings.index_dir):
         base = ix.load(settings.index_dir, settings.model, settings.splitter_settings())
         records = base.manifest.get("documents", {})
         paths = {s: source_path(s, r) for s, r in records.items()}
         gone = [s for s, p in paths.items() if not p.is_file()]
-        present = [p for s, p in paths.items() if s not in gone]
-        return _build_locked(settings, base, present, remove=gone, progress=progress)
+        present: list[Path] = []
+        moved: list[tuple[str, str]] = []
+        for source, path in paths.items():
+            if source in gone:
+                continue
+            target = ix.default_source(path)
+            if target == source:
+                present.append(path)
+            else:
+                moved.append((source, _moved_reason(source, target)))
+        return _build_locked(settings, base, present, remove=gone, failed=moved, progress=progress)
+
+
+def _moved_reason(source: str, target: str) -> str:
+    return (
+        f"{source}: now a link to {target}, not followed; put the file itself back, or "
+        f"remove it with `chatbot index remove {source}`"
+    )
 
 
 def stale(settings: Settings, paths: list[Path]) -> list[str]:
@@ -131,7 +152,7 @@ def stale(settings: Settings, paths: list[Path]) -> list[str]:
         return ["(index missing or incompatible)"]
     records = manifest.get("documents", {})
     seen: set[str] = set()
-    files, missing = collect_files(paths)
+    files, missing = collect_files(paths, allow_outside_links=settings.allow_outside_links)
     out: list[str] = [str(p) for p, _ in missing]
     for path in files:
         source = ix.default_source(path)
@@ -184,8 +205,13 @@ def _build_locked(
     *,
     remove: list[str] | None = None,
     replace_all: bool = False,
+    failed: list[tuple[str, str]] | None = None,
     progress: bool = False,
 ) -> ix.Summary:
+    """Index ``paths`` on top of ``base`` and save if anything changed (lock held).
+
+    ``failed`` are problems found by the caller, reported with the others.
+    """
     index, summary = ix.index_files(
         paths,
         LazyEmbedder(settings.model, base.dim if base is not None else None),
@@ -196,7 +222,9 @@ def _build_locked(
         max_bytes=int(settings.max_file_mb * 1e6),
         batch_size=settings.batch_size,
         progress=progress,
+        allow_outside_links=settings.allow_outside_links,
     )
+    summary.failed.extend(failed or [])
     changed = summary.added or summary.updated or summary.removed
     if changed or (base is None and (replace_all or summary.total_documents)):
         ix.save(index, settings.index_dir)
