@@ -19,17 +19,19 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import errno
 import fcntl
 import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -57,6 +59,29 @@ class IndexMissing(IndexError_):
     """There is no index (no manifest) at the configured folder."""
 
 
+class IndexWriteError(IndexError_, OSError):
+    """The index folder cannot be written (permissions, full disk); nothing was changed.
+
+    Also an OSError, so callers that handle failed writes as OSError keep doing so.
+    """
+
+
+_NOT_WRITABLE = {errno.EACCES, errno.EPERM, errno.EROFS}
+_FULL = {errno.ENOSPC, errno.EDQUOT}
+
+
+def write_error(index_dir: Path, exc: OSError) -> IndexWriteError:
+    """An IndexWriteError for ``exc`` raised while writing ``index_dir``, naming the fix."""
+    why = exc.strerror or str(exc) or type(exc).__name__
+    if exc.errno in _NOT_WRITABLE:
+        problem, fix = "is not writable", "fix its permissions or use --index DIR"
+    elif exc.errno in _FULL:
+        problem, fix = "is on a full disk", "free some space or use --index DIR"
+    else:
+        problem, fix = "cannot be written", "check the folder or use --index DIR"
+    return IndexWriteError(f"index folder {index_dir} {problem} ({why}); {fix}")
+
+
 @dataclass
 class DocRecord:
     """What the manifest keeps about one indexed document."""
@@ -68,6 +93,9 @@ class DocRecord:
     chars: int
     bytes: int
     indexed_at: str
+
+
+_RECORD_FIELDS = {f.name: f.type for f in fields(DocRecord)}  # name -> "str" / "int"
 
 
 @dataclass
@@ -154,7 +182,10 @@ class Index:
 
     @property
     def doc_records(self) -> dict[str, DocRecord]:
-        return {s: DocRecord(**r) for s, r in self.manifest.get("documents", {}).items()}
+        return {
+            s: DocRecord(**{k: r[k] for k in _RECORD_FIELDS})
+            for s, r in self.manifest.get("documents", {}).items()
+        }
 
     def passage_sentences(self, i: int) -> np.ndarray:
         """Sentence vectors of passage ``i``."""
@@ -538,10 +569,18 @@ def lock_timeout() -> float:
 
 @contextlib.contextmanager
 def write_lock(index_dir: Path, timeout: float | None = None) -> Iterator[None]:
-    """Serialise writers on ``index_dir/.lock`` (advisory; released if the process dies)."""
+    """Serialise writers on ``index_dir/.lock`` (advisory; released if the process dies).
+
+    Once the lock is held, leftovers of interrupted writes are removed (no other writer can
+    be using them). Raises IndexWriteError if the folder cannot be written.
+    """
     timeout = lock_timeout() if timeout is None else timeout
-    index_dir.mkdir(parents=True, exist_ok=True)
-    with open(index_dir / ".lock", "a+") as fh:
+    try:
+        index_dir.mkdir(parents=True, exist_ok=True)
+        lock_file = open(index_dir / ".lock", "a+")  # noqa: SIM115 - closed by the with below
+    except OSError as exc:
+        raise write_error(index_dir, exc) from None
+    with lock_file as fh:
         deadline = time.monotonic() + timeout
         waiting = False
         while True:
@@ -559,6 +598,7 @@ def write_lock(index_dir: Path, timeout: float | None = None) -> Iterator[None]:
                     waiting = True
                 time.sleep(0.1)
         try:
+            remove_leftovers(index_dir)
             yield
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
@@ -572,11 +612,47 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+_GENERATION_RE = re.compile(r"gen-[0-9]{1,12}")
+
+
 def _current_generation(index_dir: Path) -> str | None:
+    """The generation the manifest names, or None if there is no usable manifest."""
     try:
-        return json.loads((index_dir / MANIFEST).read_text(encoding="utf-8")).get("generation")
-    except (OSError, ValueError, AttributeError):
+        generation = json.loads((index_dir / MANIFEST).read_text(encoding="utf-8"))["generation"]
+    except (OSError, ValueError, RecursionError, LookupError, TypeError):
         return None
+    if isinstance(generation, str) and _GENERATION_RE.fullmatch(generation):
+        return generation
+    return None
+
+
+def remove_leftovers(index_dir: Path) -> None:
+    """Remove what interrupted writes left behind: ``.tmp-*`` folders, a half-written
+    manifest, and generations newer than the live one (written, but never named by the
+    manifest). The live generation and older ones are kept. Callers hold the lock.
+    """
+    live = _current_generation(index_dir)
+    try:
+        entries = list(index_dir.iterdir())
+    except OSError:
+        return
+    for p in entries:
+        newer = (
+            live is not None
+            and _GENERATION_RE.fullmatch(p.name)
+            and _gen_number(p.name) > _gen_number(live)
+        )
+        if p.name.startswith(".tmp-") or newer:
+            if p.is_dir() and not p.is_symlink():
+                log.info("removing %s, left by an interrupted write", p)
+                shutil.rmtree(p, ignore_errors=True)
+        elif p.name == f".{MANIFEST}.tmp":
+            with contextlib.suppress(OSError):
+                p.unlink()
+
+
+def _gen_number(name: str) -> int:
+    return int(name.split("-", 1)[1])
 
 
 def save(index: Index, index_dir: Path) -> Path:
@@ -584,13 +660,26 @@ def save(index: Index, index_dir: Path) -> Path:
 
     Callers hold :func:`write_lock`. A crash (even ``kill -9``) at any point leaves the
     previous manifest and the generation it names untouched; leftovers of the interrupted
-    write are removed by the next save.
+    write are removed by the next writer. A failed write (an unwritable folder, a full
+    disk) raises IndexWriteError and leaves the index as it was.
     """
+    try:
+        return _save(index, index_dir)
+    except OSError as exc:
+        if isinstance(exc, IndexWriteError):
+            raise
+        raise write_error(index_dir, exc) from exc
+
+
+def _save(index: Index, index_dir: Path) -> Path:
     index_dir.mkdir(parents=True, exist_ok=True)
     previous = _current_generation(index_dir)
-    gens = sorted(p.name for p in index_dir.glob("gen-*") if p.is_dir())
-    number = int(gens[-1].split("-")[1]) + 1 if gens else 1
-    name = f"gen-{number:06d}"
+    gens = sorted(
+        _gen_number(p.name)
+        for p in index_dir.glob("gen-*")
+        if p.is_dir() and _GENERATION_RE.fullmatch(p.name)
+    )
+    name = f"gen-{(gens[-1] if gens else 0) + 1:06d}"
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=index_dir))
     try:
         tmp.chmod(0o755)  # mkdtemp makes it private; readers may run as another user
@@ -619,11 +708,18 @@ def save(index: Index, index_dir: Path) -> Path:
         raise
     manifest = dict(index.manifest, generation=name, written_at=_now())
     tmp_manifest = index_dir / f".{MANIFEST}.tmp"
-    with open(tmp_manifest, "w", encoding="utf-8") as fh:
-        json.dump(manifest, fh, ensure_ascii=False, indent=1)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp_manifest, index_dir / MANIFEST)
+    try:
+        with open(tmp_manifest, "w", encoding="utf-8") as fh:
+            json.dump(manifest, fh, ensure_ascii=False, indent=1)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp_manifest, index_dir / MANIFEST)
+    except BaseException:
+        # The manifest still names the previous generation: drop the one it never named.
+        with contextlib.suppress(OSError):
+            tmp_manifest.unlink()
+        shutil.rmtree(index_dir / name, ignore_errors=True)
+        raise
     _fsync_dir(index_dir)
     index.manifest = manifest
     index.path = index_dir
@@ -642,17 +738,66 @@ def _collect_garbage(index_dir: Path, keep: set[str]) -> None:
 
 
 def read_manifest(index_dir: Path) -> dict:
+    """The manifest, checked for shape: IndexMissing if there is none, IndexError_ (naming
+    the fix) if it is unreadable or not what this version writes."""
     path = index_dir / MANIFEST
     if not path.exists():
         raise IndexMissing(
             f"no index at {index_dir}; build it with `chatbot index build` (or `make run`)"
         )
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError) as exc:
         raise IndexError_(
             f"index manifest {path} is unreadable ({exc}); rebuild with `chatbot index build`"
         ) from None
+    problem = manifest_problem(manifest)
+    if problem:
+        raise IndexError_(
+            f"index manifest {path} is damaged ({problem}); rebuild with `chatbot index build`"
+        )
+    return manifest
+
+
+def manifest_problem(manifest: Any) -> str | None:
+    """What is wrong with the shape of a parsed manifest, or None if nothing is."""
+    if not isinstance(manifest, dict):
+        return f"a JSON {_json_kind(manifest)}, not an object"
+    generation = manifest.get("generation")
+    if not isinstance(generation, str) or not _GENERATION_RE.fullmatch(generation):
+        return f"generation {generation!r} is not a generation folder name like 'gen-000001'"
+    dim = manifest.get("dim")
+    if not _is_int(dim) or dim < 1:
+        return f"dim {dim!r} is not a positive whole number"
+    if "passages" in manifest and (not _is_int(manifest["passages"]) or manifest["passages"] < 0):
+        return f"passages {manifest['passages']!r} is not a count"
+    if not isinstance(manifest.get("model"), str):
+        return f"model {manifest.get('model')!r} is not a name"
+    if not isinstance(manifest.get("splitter"), dict):
+        return f"splitter is a JSON {_json_kind(manifest.get('splitter'))}, not an object"
+    documents = manifest.get("documents")
+    if not isinstance(documents, dict):
+        return f"documents is a JSON {_json_kind(documents)}, not an object"
+    for source, record in documents.items():
+        if not isinstance(record, dict):
+            return f"document {source!r} is a JSON {_json_kind(record)}, not an object"
+        for name, kind in _RECORD_FIELDS.items():
+            value = record.get(name)
+            ok = _is_int(value) and value >= 0 if kind == "int" else isinstance(value, str)
+            if not ok:
+                return f"document {source!r} has {name} {value!r}"
+        if record["source"] != source:
+            return f"document {source!r} is recorded as {record['source']!r}"
+    return None
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _json_kind(value: Any) -> str:
+    kinds = {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}
+    return kinds.get(type(value), "number")
 
 
 def check_compatible(manifest: dict, model: str | None, splitter: dict | None, where: Path) -> None:
@@ -710,7 +855,7 @@ def _load_generation(index_dir: Path, manifest: dict) -> Index:
             raise ValueError(f"vectors.npy has shape {vectors.shape}")
         if len(token_counts) != len(passages) or int(token_counts.sum()) != len(token_vectors):
             raise ValueError("token_vectors.npy does not match token_counts.npy")
-    except (OSError, ValueError, RuntimeError, KeyError, TypeError) as exc:
+    except (OSError, ValueError, RuntimeError, LookupError, TypeError, AttributeError) as exc:
         raise IndexError_(
             f"index at {index_dir} is damaged ({type(exc).__name__}: {exc}); "
             "rebuild with `chatbot index build`"

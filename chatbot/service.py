@@ -180,8 +180,9 @@ def build(
 
     With ``replace_all`` the index ends up holding exactly ``paths`` (a build); otherwise the
     files are added to or updated in the index. Nothing is written when nothing changed.
-    Writers are serialised by the index lock; readers keep the previous index until the
-    new manifest is in place.
+    Writers are serialised by the index lock (which also clears leftovers of interrupted
+    writes); readers keep the previous index until the new manifest is in place. A link
+    inside a folder that leads out of it is refused unless ``settings.allow_outside_links``.
     """
     paths = [settings.corpus_dir] if paths is None else paths
     with ix.write_lock(settings.index_dir):

@@ -4,6 +4,10 @@ control characters in names, and the names of documents outside the project root
 
 from __future__ import annotations
 
+import builtins
+import errno
+import json
+import os
 from pathlib import Path
 
 import pytest
@@ -145,3 +149,183 @@ def test_update_does_not_follow_a_file_replaced_by_a_link(
     assert f"`chatbot index remove {source}`" in out
     text = all_text(fake_settings)
     assert "garden committee" in text and "vault combination" not in text
+
+
+# ---------------------------------------------------------------- 2. damaged manifests
+
+
+def _manifest(settings: Settings) -> dict:
+    return json.loads((settings.index_dir / "manifest.json").read_text())
+
+
+DAMAGE = {
+    "array": lambda m: [1, 2, 3],
+    "null": lambda m: None,
+    "string": lambda m: "x",
+    "documents list": lambda m: dict(m, documents=[]),
+    "record list": lambda m: dict(m, documents={s: [] for s in m["documents"]}),
+    "record field": lambda m: dict(
+        m, documents={s: dict(r, passages="many") for s, r in m["documents"].items()}
+    ),
+    "generation escapes": lambda m: dict(m, generation="../" + m["generation"]),
+    "generation not a string": lambda m: dict(m, generation=["gen-000001"]),
+    "dim string": lambda m: dict(m, dim="64"),
+    "splitter": lambda m: dict(m, splitter=None),
+}
+
+
+@pytest.mark.parametrize("damage", list(DAMAGE))
+def test_a_damaged_manifest_is_one_error_line_and_build_repairs_it(
+    damage: str, fake_index: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = fake_index.index_dir / "manifest.json"
+    path.write_text(json.dumps(DAMAGE[damage](_manifest(fake_index))))
+    questions = tmp_path / "q.txt"
+    questions.write_text("How hot should the water be for tea?\n")
+    extra = tmp_path / "extra.txt"
+    extra.write_text(NOTES)
+    for argv in (
+        ("index", "status"),
+        ("index", "list"),
+        ("index", "add", str(extra)),
+        ("index", "remove", str(extra)),
+        ("index", "update"),
+        ("ask", str(questions)),
+    ):
+        assert cli(*argv, settings=fake_index) == 1, argv
+        err = one_error_line(capsys.readouterr().err)
+        assert "rebuild" in err and "chatbot index build" in err, err
+    with pytest.raises(ix.IndexError_, match="manifest .* is damaged"):
+        ix.read_manifest(fake_index.index_dir)
+
+    assert cli("index", "build", str(fake_index.corpus_dir), settings=fake_index) == 0
+    assert capsys.readouterr().out.startswith("added 2 documents, ")
+    index = ix.load(fake_index.index_dir, "fake-64")
+    assert len(index.documents) == 2
+    gens = sorted(p.name for p in fake_index.index_dir.iterdir() if p.name.startswith("gen-"))
+    assert gens[-1] == index.manifest["generation"]
+
+
+def test_a_manifest_that_is_not_json_text_is_one_error_line(
+    fake_index: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (fake_index.index_dir / "manifest.json").write_bytes(b"\xff\xfe\x00garbage")
+    assert cli("index", "status", settings=fake_index) == 1
+    assert "unreadable" in one_error_line(capsys.readouterr().err)
+    assert cli("index", "build", str(fake_index.corpus_dir), settings=fake_index) == 0
+
+
+def test_a_generation_outside_the_index_is_never_read(fake_index: Settings) -> None:
+    manifest = _manifest(fake_index)
+    outside = fake_index.index_dir.parent / "elsewhere"
+    (fake_index.index_dir / manifest["generation"]).rename(outside)
+    path = fake_index.index_dir / "manifest.json"
+    path.write_text(json.dumps(dict(manifest, generation="../elsewhere")))
+    with pytest.raises(ix.IndexError_, match="generation '../elsewhere' is not"):
+        ix.load(fake_index.index_dir)
+    assert service.build(fake_index, replace_all=True).added  # rebuilt, not loaded
+    assert outside.is_dir()  # and nothing outside the index folder was removed
+
+
+# ---------------------------------------------------------------- 3. an unwritable index folder
+
+
+def _denied(*args: object, **kwargs: object) -> None:
+    raise PermissionError(errno.EACCES, "Permission denied", str(args[0]) if args else "")
+
+
+def test_an_unwritable_folder_is_one_error_line_and_nothing_is_lost(
+    fake_index: Settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    before = (fake_index.index_dir / "manifest.json").read_text()
+    extra = tmp_path / "extra.txt"
+    extra.write_text(NOTES)
+    expected = (
+        f"Error: index folder {fake_index.index_dir} is not writable (Permission denied); "
+        "fix its permissions or use --index DIR"
+    )
+    monkeypatch.setattr(ix.tempfile, "mkdtemp", _denied)  # writing a new generation fails
+    assert cli("index", "add", str(extra), settings=fake_index) == 1
+    assert one_error_line(capsys.readouterr().err) == expected
+    monkeypatch.undo()
+
+    real_open = builtins.open
+
+    def no_lock(file: object, *args: object, **kwargs: object) -> object:
+        if str(file).endswith(".lock"):
+            _denied(file)
+        return real_open(file, *args, **kwargs)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(ix, "open", no_lock, raising=False)  # taking the lock fails
+    for argv in (
+        ("index", "build", str(fake_index.corpus_dir)),
+        ("index", "add", str(extra)),
+        ("index", "remove", str(fake_index.corpus_dir / "tea.txt")),
+        ("index", "update"),
+    ):
+        assert cli(*argv, settings=fake_index) == 1, argv
+        assert one_error_line(capsys.readouterr().err) == expected
+    monkeypatch.undo()
+    assert (fake_index.index_dir / "manifest.json").read_text() == before
+    assert len(ix.load(fake_index.index_dir).documents) == 2
+
+
+def test_a_full_disk_at_the_manifest_swap_leaves_no_orphan_generation(
+    fake_index: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = sorted(p.name for p in fake_index.index_dir.iterdir())
+    extra = tmp_path / "extra.txt"
+    extra.write_text(NOTES)
+
+    def full(*args: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(ix.os, "replace", full)
+    with pytest.raises(ix.IndexWriteError, match="is on a full disk .*free some space"):
+        service.build(fake_index, [extra])
+    monkeypatch.undo()
+    assert sorted(p.name for p in fake_index.index_dir.iterdir()) == before
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_a_read_only_folder_for_real(
+    fake_index: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    extra = tmp_path / "extra.txt"
+    extra.write_text(NOTES)
+    (fake_index.index_dir / ".lock").unlink()
+    fake_index.index_dir.chmod(0o555)
+    try:
+        assert cli("index", "add", str(extra), settings=fake_index) == 1
+        assert "is not writable" in one_error_line(capsys.readouterr().err)
+    finally:
+        fake_index.index_dir.chmod(0o755)
+    assert len(ix.load(fake_index.index_dir).documents) == 2
+
+
+# ---------------------------------------------------------------- 5. leftovers of killed writes
+
+
+def test_leftovers_are_removed_even_when_nothing_changed(
+    fake_index: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    index_dir = fake_index.index_dir
+    extra = tmp_path / "extra.txt"
+    extra.write_text(NOTES)
+    service.build(fake_index, [extra])  # a second generation; the first one is kept
+    gens = sorted(p.name for p in index_dir.iterdir() if p.name.startswith("gen-"))
+    assert gens == ["gen-000001", "gen-000002"]
+    (index_dir / ".tmp-killed").mkdir()
+    (index_dir / ".tmp-killed" / "vectors.npy").write_bytes(b"partial")
+    (index_dir / "gen-000003").mkdir()  # renamed, but the manifest was never swapped
+    (index_dir / ".manifest.json.tmp").write_text("{")
+    (index_dir / "notes.txt").write_text("not ours")
+
+    assert cli("index", "build", str(fake_index.corpus_dir), str(extra), settings=fake_index) == 0
+    assert capsys.readouterr().out.startswith("no changes (index: 3 documents, ")
+    left = sorted(p.name for p in index_dir.iterdir())
+    assert left == [".lock", "gen-000001", "gen-000002", "manifest.json", "notes.txt"]
+    assert ix.load(index_dir).manifest["generation"] == "gen-000002"
