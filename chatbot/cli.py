@@ -152,22 +152,34 @@ def cmd_index(args: argparse.Namespace) -> int:
     sub = args.index_command
     if sub in ("list", "status"):
         manifest = ix.read_manifest(settings.index_dir)
+        # What `ask` would say: an index it refuses is reported as unusable (exit 1).
+        try:
+            ix.load(settings.index_dir, settings.model, settings.splitter_settings())
+            problem = None
+        except ix.IndexError_ as exc:
+            problem = exc
         docs = manifest.get("documents", {})
         total = f"{len(docs)} documents, {manifest.get('passages', 0)} passages"
         if sub == "list":
             print("passages\tbytes\tindexed at\tdocument")
             for source, r in docs.items():
-                print(f"{r['passages']}\t{r['bytes']}\t{r['indexed_at']}\t{source}")
+                name = ix.display_name(source)
+                print(f"{r['passages']}\t{r['bytes']}\t{r['indexed_at']}\t{name}")
             print(total)
-            return 0
-        stale = service.stale_sources(settings, docs)
-        print(f"index: {settings.index_dir}")
-        print(f"model: {manifest.get('model')} (dim {manifest.get('dim')})")
-        print(f"splitter: {manifest.get('splitter')}")
-        print(f"written: {manifest.get('written_at')} ({manifest.get('generation')})")
-        print(f"stale: {', '.join(stale) if stale else 'none'}")
-        fix = "; run `chatbot index update`" if stale else ""
-        print(f"{total}; {len(stale)} stale{fix}")
+        else:
+            print(f"index: {settings.index_dir}")
+            print(f"model: {manifest.get('model')} (dim {manifest.get('dim')})")
+            print(f"splitter: {manifest.get('splitter')}")
+            print(f"written: {manifest.get('written_at')} ({manifest.get('generation')})")
+            if problem is None:
+                stale = [ix.display_name(s) for s in service.stale_sources(settings, docs)]
+                print(f"stale: {', '.join(stale) if stale else 'none'}")
+                fix = "; run `chatbot index update`" if stale else ""
+                print(f"{total}; {len(stale)} stale{fix}")
+            else:
+                print(f"{total}; unusable (see the error below)")
+        if problem is not None:
+            raise ix.IndexError_(f"the index cannot be used: {problem}")
         return 0
     if sub == "build":
         paths = [Path(p) for p in args.paths] or None

@@ -141,6 +141,24 @@ def _n(count: int, word: str) -> str:
     return f"{count} {word}{'' if count == 1 else 's'}"
 
 
+_ESCAPES = {"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def display_name(source: str) -> str:
+    """``source`` for printing on one line: backslashes and unprintable characters escaped
+    (a newline as ``\\n``, like ``ls -b``). For display only; the stored name is unchanged."""
+    if source.isprintable() and "\\" not in source:
+        return source
+    return "".join(_ESCAPES.get(c) or (c if c.isprintable() else _escape(c)) for c in source)
+
+
+def _escape(c: str) -> str:
+    code = ord(c)
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
 def match_text(passage: Passage, title: str = "") -> str:
     """The text used for matching: the passage with its document title and heading as context."""
     context = [t for t in dict.fromkeys([title, passage.heading]) if t]

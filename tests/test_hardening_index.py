@@ -15,7 +15,7 @@ import pytest
 from chatbot import index as ix
 from chatbot import service
 from chatbot.cli import main
-from chatbot.config import Settings
+from chatbot.config import PROJECT_ROOT, Settings
 from chatbot.documents import DocumentError, find_files
 
 GOOD = "Green Tea\n\nGreen tea is brewed with water at about 80 degrees for three minutes.\n"
@@ -306,6 +306,42 @@ def test_a_read_only_folder_for_real(
     assert len(ix.load(fake_index.index_dir).documents) == 2
 
 
+# ---------------------------------------------------------------- 4. status/list, unusable index
+
+
+@pytest.mark.parametrize("sub", ["status", "list"])
+@pytest.mark.parametrize("problem", ["model", "splitter", "format", "damaged"])
+def test_status_and_list_report_an_index_ask_refuses(
+    sub: str,
+    problem: str,
+    fake_index: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    settings = fake_index
+    if problem == "model":
+        settings = Settings(index=fake_index.index, model="fake-32")
+    elif problem == "splitter":
+        monkeypatch.setenv("CHATBOT_MAX_CHARS", "300")
+    elif problem == "format":
+        path = fake_index.index_dir / "manifest.json"
+        path.write_text(json.dumps(dict(_manifest(fake_index), format=1)))
+    else:
+        (fake_index.index_dir / _manifest(fake_index)["generation"] / "vectors.npy").unlink()
+    assert cli("index", sub, settings=settings) == 1
+    captured = capsys.readouterr()
+    err = one_error_line(captured.err)
+    assert err.startswith("Error: the index cannot be used: ") and "rebuild" in err
+    assert {"model": "model", "splitter": "splitter", "format": "format 1", "damaged": "damaged"}[
+        problem
+    ] in err
+    last = captured.out.strip().splitlines()[-1]
+    if sub == "status":
+        assert last.endswith("; unusable (see the error below)") and "stale" not in captured.out
+    else:
+        assert last.startswith("2 documents, ")
+
+
 # ---------------------------------------------------------------- 5. leftovers of killed writes
 
 
@@ -329,3 +365,61 @@ def test_leftovers_are_removed_even_when_nothing_changed(
     left = sorted(p.name for p in index_dir.iterdir())
     assert left == [".lock", "gen-000001", "gen-000002", "manifest.json", "notes.txt"]
     assert ix.load(index_dir).manifest["generation"] == "gen-000002"
+
+
+# ---------------------------------------------------------------- 6. control characters in names
+
+
+def test_a_newline_in_a_name_keeps_one_document_per_line(
+    fake_settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    odd = docs / "two\nlines\t.txt"
+    odd.write_text(NOTES)
+    (docs / "good.txt").write_text(GOOD)
+    assert cli("index", "add", str(docs), settings=fake_settings) == 0
+    source = ix.default_source(odd)
+    assert source in ix.load(fake_settings.index_dir).documents  # stored as it is
+    capsys.readouterr()
+
+    assert cli("index", "list", settings=fake_settings) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 4 and lines[-1].startswith("2 documents, ")
+    assert [line.split("\t")[-1] for line in lines[1:3] if "two" in line] == [
+        ix.display_name(source)
+    ]
+    assert ix.display_name(source).endswith("two\\nlines\\t.txt")
+
+    odd.write_text(NOTES + "\nMore\n\nThe committee also meets in June.\n")
+    assert cli("index", "status", settings=fake_settings) == 0
+    out = capsys.readouterr().out
+    assert "two\\nlines\\t.txt" in out and "two\nlines" not in out
+
+
+def test_display_name_escapes_only_what_is_unprintable() -> None:
+    assert ix.display_name("corpus/café notes.md") == "corpus/café notes.md"
+    assert ix.display_name("a\\b\rc\x1bd\u202ee.txt") == "a\\\\b\\rc\\x1bd\\u202ee.txt"
+
+
+# ---------------------------------------------------------------- 7. names outside the project root
+
+
+def test_names_outside_the_project_root_are_stable_absolute_paths(
+    fake_settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Documents outside the project root keep their absolute path as name (default_source):
+    one name however the file is reached, so add/update/remove by path stay exact."""
+    papers = tmp_path.resolve() / "papers"
+    (papers / "sub").mkdir(parents=True)
+    (papers / "a.txt").write_text(GOOD)
+    (papers / "sub" / "b.txt").write_text(NOTES)
+    assert not papers.resolve().is_relative_to(PROJECT_ROOT)
+    assert cli("index", "add", str(papers), settings=fake_settings) == 0
+    names = set(ix.load(fake_settings.index_dir).documents)
+    assert names == {(papers / "a.txt").resolve().as_posix(), (papers / "sub/b.txt").as_posix()}
+    capsys.readouterr()
+    assert cli("index", "add", str(papers / "sub" / "b.txt"), settings=fake_settings) == 0
+    assert capsys.readouterr().out.startswith("no changes (index: 2 documents, ")
+    assert cli("index", "remove", str(papers / "sub"), settings=fake_settings) == 0
+    assert set(ix.load(fake_settings.index_dir).documents) == {(papers / "a.txt").as_posix()}
