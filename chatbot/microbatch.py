@@ -147,5 +147,8 @@ class BatchedAsker:
         return answer_requests(self.live.get(), requests)
 
     def ask(self, question: str, k: int = 3, query: str | None = None) -> Answer:
-        """Like :meth:`Retriever.ask`, batched with concurrent calls."""
+        """Like :meth:`Retriever.ask`, batched with concurrent calls (``max_batch`` 1: each
+        question is answered on its caller's thread, as without batching)."""
+        if self.batcher.max_batch == 1:
+            return self.live.get().ask(question, k=k, query=query)
         return self.batcher.submit(AskRequest(question, query or question, k))
