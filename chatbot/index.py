@@ -180,7 +180,7 @@ class Index:
     lexical: LexicalIndex
     faiss_index: faiss.Index
     path: Path | None = None
-    tokens: list[list[str]] | None = None  # BM25 tokens per passage, reused by rebuilds
+    terms: list[list[str]] | None = None  # BM25 terms per passage, reused by rebuilds
     token_start: np.ndarray = field(init=False)  # row in token_vectors of each passage's first
     _token_matrix: np.ndarray | None = field(default=None, init=False, repr=False)
 
@@ -371,7 +371,7 @@ def assemble(
         token_counts,
         lexical,
         fi,
-        tokens=tokens,
+        terms=tokens,
     )
 
 
@@ -497,10 +497,10 @@ def index_files(
         rows = [i for i, p in enumerate(base.passages) if p.source in kept]
         passages = [base.passages[i] for i in rows]
         documents = {s: base.documents[s] for s in base.documents if s in kept}
-        if base.tokens is None:  # a generation written before tokens were stored
+        if base.terms is None:  # a generation written before tokens were stored
             tokens = passage_tokens(passages, documents)
         else:
-            tokens = [base.tokens[i] for i in rows]
+            tokens = [base.terms[i] for i in rows]
         idx = np.asarray(rows, dtype=np.int64)
         vec_parts.append(base.vectors[idx])
         counts = np.fromiter(
@@ -705,7 +705,7 @@ def _save(index: Index, index_dir: Path) -> Path:
             fh.writelines(_json_line(_passage_dict(p)) for p in index.passages)
         with open(tmp / "documents.jsonl", "w", encoding="utf-8") as fh:
             fh.writelines(_json_line(_document_dict(d)) for d in index.documents.values())
-        tokens = index.tokens
+        tokens = index.terms
         if tokens is None:
             tokens = passage_tokens(index.passages, index.documents)
         with open(tmp / TOKENS, "w", encoding="utf-8") as fh:
@@ -741,7 +741,7 @@ def _save(index: Index, index_dir: Path) -> Path:
     _fsync_dir(index_dir)
     index.manifest = manifest
     index.path = index_dir
-    index.tokens = tokens
+    index.terms = tokens
     # Keep the previous generation for readers that read the old manifest a moment ago.
     _collect_garbage(index_dir, keep={name, previous or ""})
     return index_dir / name
@@ -890,7 +890,7 @@ def _load_generation(index_dir: Path, manifest: dict) -> Index:
         lexical,
         _flat_index(vectors, int(manifest["dim"])),
         path=index_dir,
-        tokens=tokens,
+        terms=tokens,
     )
 
 

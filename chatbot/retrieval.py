@@ -370,7 +370,7 @@ class Retriever:
         """Passage ``i``'s BM25 terms, as a set (cached)."""
         terms = self._term_sets.get(i)
         if terms is None:
-            stored = self.index.tokens
+            stored = self.index.terms
             terms = (
                 set(stored[i]) if stored is not None else set(tokenize(self.index.passages[i].text))
             )

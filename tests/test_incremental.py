@@ -527,7 +527,7 @@ def test_any_sequence_of_changes_equals_a_fresh_build(
     np.testing.assert_allclose(a.sentence_vectors, b.sentence_vectors, atol=1e-6)
     np.testing.assert_array_equal(a.token_counts, b.token_counts)
     np.testing.assert_allclose(a.token_vectors, b.token_vectors, atol=1e-3)
-    assert a.tokens == b.tokens
+    assert a.terms == b.terms
     for query in (["calcium", "bone"], ["tea", "oxidis"], ["iron"]):
         np.testing.assert_allclose(a.lexical.scores(query), b.lexical.scores(query))
     ra, rb = service.open_retriever(fake_settings), service.open_retriever(fresh)
