@@ -1,4 +1,9 @@
-"""Settings: one home for configuration (defaults, then ``CHATBOT_*`` env vars, then CLI flags)."""
+"""Settings: one home for configuration (defaults, then ``CHATBOT_*`` env vars, then CLI flags).
+
+Relative paths (``index``, ``corpus``, ``admin_token_file``) are relative to the working
+directory, as in git or pytest: run from the project root, the defaults ``corpus/`` and
+``index/`` are the project's own.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +12,14 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parent.parent  # the checkout (for tests and benches)
 BUNDLED_MODEL = "bundled:all-MiniLM-L6-v2"
 ABSTAIN_MESSAGE = "I couldn't find that in the documents."
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Every tunable value. Paths are relative to the project root unless absolute."""
+    """Every tunable value. Relative paths are relative to the working directory."""
 
     index: str = "index"
     corpus: str = "corpus"
@@ -30,6 +35,7 @@ class Settings:
     admin_token: str = ""
     admin_token_file: str = ""  # read the admin token from this file (keeps it out of `ps`)
     batch_size: int = 64
+    lock_timeout: float = 600.0  # seconds an index writer waits for another one
     # Limits on what a user or a document can make the system do (README: Security and limits).
     max_question_chars: int = 2000  # a question (and the previous one, for a follow-up)
     max_word_chars: int = 40  # longer "words" are never spelling-corrected or corrected into
@@ -49,9 +55,9 @@ class Settings:
         return replace(cls(), **values)
 
     def path(self, value: str) -> Path:
-        """Resolve a configured path against the project root."""
+        """A configured path: ``~`` expanded, relative paths against the working directory."""
         p = Path(value).expanduser()
-        return p if p.is_absolute() else PROJECT_ROOT / p
+        return p if p.is_absolute() else Path.cwd() / p
 
     @property
     def index_dir(self) -> Path:

@@ -6,6 +6,7 @@ import bisect
 import re
 from functools import lru_cache
 
+from .config import Settings
 from .documents import iter_blocks
 from .types import Document, Passage, Span
 
@@ -100,7 +101,10 @@ def _windows(sents: list[Span], max_chars: int, overlap: int) -> list[tuple[int,
 
 
 def split_document(
-    doc: Document, max_chars: int = 400, min_chars: int = 120, overlap: int = 1
+    doc: Document,
+    max_chars: int = Settings.max_chars,
+    min_chars: int = Settings.min_chars,
+    overlap: int = Settings.overlap,
 ) -> list[Passage]:
     """Split a document into passages that never cut a sentence (unless it alone is over-long).
 
