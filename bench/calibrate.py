@@ -28,12 +28,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from chatbot import service  # noqa: E402
+from chatbot.build import index_files  # noqa: E402
 from chatbot.config import Settings  # noqa: E402
 from chatbot.embedder import get_embedder  # noqa: E402
 from chatbot.evaluate import matches  # noqa: E402
-from chatbot.index import IndexError_, index_files, load, save  # noqa: E402
 from chatbot.retrieval import Retriever  # noqa: E402
 from chatbot.squad import covers, write_articles  # noqa: E402
+from chatbot.store import IndexUnusable, load, save  # noqa: E402
 
 SQUAD = ROOT.parent / "shared" / "datasets" / "squad-v1.1" / "dev-v1.1.json"
 
@@ -54,7 +55,7 @@ def squad_rows(settings: Settings, keep: Path | None, limit: int | None) -> tupl
         if keep is not None and (keep / "manifest.json").exists():
             try:
                 base = load(keep, emb.name, settings.splitter_settings())
-            except IndexError_:
+            except IndexUnusable:
                 base = None
         index, summary = index_files(
             [docs],

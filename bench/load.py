@@ -43,8 +43,8 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 
 from chatbot import service  # noqa: E402
+from chatbot.build import default_source  # noqa: E402
 from chatbot.config import ABSTAIN_MESSAGE, Settings  # noqa: E402
-from chatbot.index import default_source  # noqa: E402
 
 QUESTIONS = ROOT / "bench" / "k2_questions.jsonl"
 EXTRA_DOC = """Green tea and bone health

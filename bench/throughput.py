@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/throughput.py [--index /tmp/squad-index] [--limit N] [--profile]
 
-Indexes the dev articles (``chatbot.squad.write_articles`` + ``chatbot.index.index_files``,
+Indexes the dev articles (``chatbot.squad.write_articles`` + ``chatbot.build.index_files``,
 about 4 minutes with the bundled model; ``--index DIR`` saves the index there and reuses it on
 later runs, ``--limit N`` takes only the first N articles), then times
 
@@ -36,6 +36,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from chatbot import build, store  # noqa: E402
 from chatbot import index as ix  # noqa: E402
 from chatbot.batch import WINDOW_BATCHES, answer_stream  # noqa: E402
 from chatbot.batchio import Question  # noqa: E402
@@ -52,13 +53,13 @@ def load_or_build(index_dir: Path | None, docs: Path, settings: Settings) -> ix.
     """Reuse a saved index of exactly these documents, or build (and save) one."""
     names = sorted(p.name for p in docs.iterdir())
     if index_dir is not None and (index_dir / "manifest.json").exists():
-        index = ix.load(index_dir, settings.model, settings.splitter_settings())
+        index = store.load(index_dir, settings.model, settings.splitter_settings())
         if sorted(index.documents) == names:
             print(f"reusing index {index_dir} ({len(index.passages)} passages)")
             return index
         print(f"{index_dir} holds other documents; rebuilding it")
     t0 = time.perf_counter()
-    index, _ = ix.index_files(
+    index, _ = build.index_files(
         [docs],
         get_embedder(settings.model),
         settings.splitter_settings(),
@@ -71,7 +72,7 @@ def load_or_build(index_dir: Path | None, docs: Path, settings: Settings) -> ix.
         f"{time.perf_counter() - t0:.0f} s"
     )
     if index_dir is not None:
-        ix.save(index, index_dir)
+        store.save(index, index_dir)
         print(f"saved the index to {index_dir}")
     return index
 

@@ -404,7 +404,7 @@ def upload_documents(
         log.info("upload: indexing %d file(s)", len(saved))
         try:
             message = service.build(settings, saved).line()
-        except (ValueError, OSError, RuntimeError) as exc:  # IndexError_ is a RuntimeError
+        except (ValueError, OSError, RuntimeError) as exc:  # IndexUnusable is a RuntimeError
             log.warning("upload: indexing failed: %s", exc)
             message = f"Error: {exc}"
     if refused:

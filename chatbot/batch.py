@@ -309,8 +309,8 @@ def squad_evaluation(
     Returns the :class:`Evaluation` and ``info``: counts, timings and, with ``baselines``,
     :class:`chatbot.squad.RunFigures` for the fused, BM25-only and dense-only rankings.
     """
+    from .build import index_files
     from .embedder import get_embedder
-    from .index import index_files
     from .retrieval import Retriever
     from .squad import baseline_retrievers, covers, evaluate_runs, queries_of, write_articles
 

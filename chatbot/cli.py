@@ -146,17 +146,17 @@ def cmd_chat(args: argparse.Namespace) -> int:
 
 def cmd_index(args: argparse.Namespace) -> int:
     from . import index as ix
-    from . import service
+    from . import service, store
 
     settings = _settings(args)
     sub = args.index_command
     if sub in ("list", "status"):
-        manifest = ix.read_manifest(settings.index_dir)
+        manifest = store.read_manifest(settings.index_dir)
         # What `ask` would say: an index it refuses is reported as unusable (exit 1).
         try:
-            ix.load(settings.index_dir, settings.model, settings.splitter_settings())
+            store.load(settings.index_dir, settings.model, settings.splitter_settings())
             problem = None
-        except ix.IndexError_ as exc:
+        except store.IndexUnusable as exc:
             problem = exc
         docs = manifest.get("documents", {})
         total = f"{len(docs)} documents, {manifest.get('passages', 0)} passages"
@@ -179,7 +179,7 @@ def cmd_index(args: argparse.Namespace) -> int:
             else:
                 print(f"{total}; unusable (see the error below)")
         if problem is not None:
-            raise ix.IndexError_(f"the index cannot be used: {problem}")
+            raise store.IndexUnusable(f"the index cannot be used: {problem}")
         return 0
     if sub == "build":
         paths = [Path(p) for p in args.paths] or None
@@ -230,11 +230,11 @@ def main(argv: list[str] | None = None) -> int:
     from .batchio import InputError
     from .documents import DocumentError
     from .embedder import ModelError
-    from .index import IndexError_
+    from .store import IndexUnusable
 
     try:
         return handlers[args.command](args)
-    except (UsageError, InputError, DocumentError, ModelError, IndexError_, ValueError) as exc:
+    except (UsageError, InputError, DocumentError, ModelError, IndexUnusable, ValueError) as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

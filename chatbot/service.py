@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
-import os
 import re
 import shutil
-import tempfile
 import threading
 import unicodedata
 from pathlib import Path
 
-from . import index as ix
+from . import store
+from .build import default_source, index_files, sha256_bytes
 from .config import PROJECT_ROOT, Settings
 from .documents import SUPPORTED_SUFFIXES, collect_files
 from .embedder import LazyEmbedder, get_embedder
+from .files import atomic_write
+from .index import Index, Summary
 from .retrieval import Retriever
 
 log = logging.getLogger(__name__)
@@ -24,23 +24,23 @@ log = logging.getLogger(__name__)
 
 def open_retriever(settings: Settings) -> Retriever:
     """Load the index (refusing a model/splitter mismatch) and the embedder, once."""
-    index = ix.load(settings.index_dir, settings.model, settings.splitter_settings())
+    index = store.load(settings.index_dir, settings.model, settings.splitter_settings())
     return Retriever(index, get_embedder(settings.model), threshold=settings.threshold)
 
 
-def load_base(settings: Settings, replace: bool = False) -> ix.Index | None:
+def load_base(settings: Settings, replace: bool = False) -> Index | None:
     """The current index to build on, or None if there is none yet.
 
     An index built with another model or splitter, or a damaged one, is only replaced by a
-    full build (``replace``); adding to it raises IndexError_, so it is never lost by accident.
+    full build (``replace``); adding to it raises IndexUnusable, so it is never lost by accident.
     """
     try:
-        return ix.load(settings.index_dir, settings.model, settings.splitter_settings())
-    except ix.IndexMissing:
+        return store.load(settings.index_dir, settings.model, settings.splitter_settings())
+    except store.IndexMissing:
         return None
-    except ix.IndexError_ as exc:
+    except store.IndexUnusable as exc:
         if not replace:
-            raise ix.IndexError_(f"cannot add to the existing index: {exc}") from None
+            raise store.IndexUnusable(f"cannot add to the existing index: {exc}") from None
         log.warning("replacing the existing index: %s", exc)
         return None
 
@@ -62,7 +62,7 @@ def stale_sources(settings: Settings, records: dict[str, dict]) -> list[str]:
     for source, rec in records.items():
         path = source_path(source, rec)
         try:
-            if ix.sha256_bytes(path.read_bytes()) != rec["sha256"]:
+            if sha256_bytes(path.read_bytes()) != rec["sha256"]:
                 out.append(source)
         except OSError:
             out.append(source)
@@ -77,7 +77,7 @@ def resolve_names(records: dict[str, dict], names: list[str]) -> list[str]:
     wanted: list[str] = []
     for name in names:
         p = Path(name)
-        source = ix.default_source(p)
+        source = default_source(p)
         resolved = str(p.expanduser().resolve())
         prefix = source.rstrip("/") + "/"
         hits = [
@@ -93,31 +93,31 @@ def resolve_names(records: dict[str, dict], names: list[str]) -> list[str]:
     return wanted
 
 
-def remove(settings: Settings, names: list[str]) -> ix.Summary:
+def remove(settings: Settings, names: list[str]) -> Summary:
     """Remove documents given by indexed name or by path (files or folders)."""
-    with ix.write_lock(settings.index_dir):
-        base = ix.load(settings.index_dir, settings.model, settings.splitter_settings())
+    with store.write_lock(settings.index_dir, settings.lock_timeout):
+        base = store.load(settings.index_dir, settings.model, settings.splitter_settings())
         wanted = resolve_names(base.manifest.get("documents", {}), names)
-        index, summary = ix.index_files(
+        index, summary = index_files(
             [],
             LazyEmbedder(settings.model, base.dim),
             settings.splitter_settings(),
             base=base,
             remove=wanted,
         )
-        ix.save(index, settings.index_dir)
+        store.save(index, settings.index_dir)
         return summary
 
 
-def update(settings: Settings, progress: bool = False) -> ix.Summary:
+def update(settings: Settings, progress: bool = False) -> Summary:
     """Re-scan indexed sources: changed files are re-indexed, deleted ones removed.
 
     Only the files that were indexed are re-read: a name that now leads elsewhere through
     a symbolic link (``docs/a.txt`` replaced by a link to ``/etc/passwd``) is not followed;
     it is reported as failed and keeps its indexed version.
     """
-    with ix.write_lock(settings.index_dir):
-        base = ix.load(settings.index_dir, settings.model, settings.splitter_settings())
+    with store.write_lock(settings.index_dir, settings.lock_timeout):
+        base = store.load(settings.index_dir, settings.model, settings.splitter_settings())
         records = base.manifest.get("documents", {})
         paths = {s: source_path(s, r) for s, r in records.items()}
         gone = [s for s, p in paths.items() if not p.is_file()]
@@ -126,7 +126,7 @@ def update(settings: Settings, progress: bool = False) -> ix.Summary:
         for source, path in paths.items():
             if source in gone:
                 continue
-            target = ix.default_source(path)
+            target = default_source(path)
             if target == source:
                 present.append(path)
             else:
@@ -144,22 +144,22 @@ def _moved_reason(source: str, target: str) -> str:
 def stale(settings: Settings, paths: list[Path]) -> list[str]:
     """Sources under ``paths`` that are new, changed, missing or gone relative to the manifest."""
     try:
-        manifest = ix.read_manifest(settings.index_dir)
-        ix.check_compatible(
+        manifest = store.read_manifest(settings.index_dir)
+        store.check_compatible(
             manifest, settings.model, settings.splitter_settings(), settings.index_dir
         )
-    except ix.IndexError_:
+    except store.IndexUnusable:
         return ["(index missing or incompatible)"]
     records = manifest.get("documents", {})
     seen: set[str] = set()
     files, missing = collect_files(paths, allow_outside_links=settings.allow_outside_links)
     out: list[str] = [str(p) for p, _ in missing]
     for path in files:
-        source = ix.default_source(path)
+        source = default_source(path)
         seen.add(source)
         rec = records.get(source)
         try:
-            changed = rec is None or rec["sha256"] != ix.sha256_bytes(path.read_bytes())
+            changed = rec is None or rec["sha256"] != sha256_bytes(path.read_bytes())
         except OSError:
             changed = True
         if changed:
@@ -175,7 +175,7 @@ def build(
     remove: list[str] | None = None,
     replace_all: bool = False,
     progress: bool = False,
-) -> ix.Summary:
+) -> Summary:
     """Index ``paths`` (files/folders) into the configured index, incrementally and atomically.
 
     With ``replace_all`` the index ends up holding exactly ``paths`` (a build); otherwise the
@@ -185,11 +185,11 @@ def build(
     inside a folder that leads out of it is refused unless ``settings.allow_outside_links``.
     """
     paths = [settings.corpus_dir] if paths is None else paths
-    with ix.write_lock(settings.index_dir):
+    with store.write_lock(settings.index_dir, settings.lock_timeout):
         base = load_base(settings, replace=replace_all)
         if base is not None and not remove and replace_all and not stale(settings, paths):
             docs = base.manifest.get("documents", {})
-            return ix.Summary(
+            return Summary(
                 unchanged=list(docs),
                 total_passages=len(base.passages),
                 total_documents=len(docs),
@@ -201,19 +201,19 @@ def build(
 
 def _build_locked(
     settings: Settings,
-    base: ix.Index | None,
+    base: Index | None,
     paths: list[Path],
     *,
     remove: list[str] | None = None,
     replace_all: bool = False,
     failed: list[tuple[str, str]] | None = None,
     progress: bool = False,
-) -> ix.Summary:
+) -> Summary:
     """Index ``paths`` on top of ``base`` and save if anything changed (lock held).
 
     ``failed`` are problems found by the caller, reported with the others.
     """
-    index, summary = ix.index_files(
+    index, summary = index_files(
         paths,
         LazyEmbedder(settings.model, base.dim if base is not None else None),
         settings.splitter_settings(),
@@ -228,7 +228,7 @@ def _build_locked(
     summary.failed.extend(failed or [])
     changed = summary.added or summary.updated or summary.removed
     if changed or (base is None and (replace_all or summary.total_documents)):
-        ix.save(index, settings.index_dir)
+        store.save(index, settings.index_dir)
     return summary
 
 
@@ -242,12 +242,12 @@ class LiveRetriever:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._lock = threading.Lock()
-        self._stamp = ix.manifest_stamp(settings.index_dir)
+        self._stamp = store.manifest_stamp(settings.index_dir)
         self._retriever = open_retriever(settings)
 
     def get(self) -> Retriever:
         """The retriever for the current index (reloaded first if the manifest changed)."""
-        stamp = ix.manifest_stamp(self.settings.index_dir)
+        stamp = store.manifest_stamp(self.settings.index_dir)
         if stamp is not None and stamp != self._stamp:
             with self._lock:
                 if stamp != self._stamp:
@@ -315,14 +315,6 @@ def store_upload(settings: Settings, name: str, source: Path, folder: str = "upl
     target = target_dir / safe
     if target.resolve().parent != target_dir.resolve():  # belt and braces
         raise ValueError(f"{name!r}: not a plain file name; rename the file and upload it again")
-    fd, tmp = tempfile.mkstemp(prefix=".upload-", dir=target_dir)  # hidden: never indexed
-    try:
-        with os.fdopen(fd, "wb") as out, open(source, "rb") as src:
-            shutil.copyfileobj(src, out)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    with open(source, "rb") as src:  # the temp file is hidden: never indexed
+        atomic_write(target, lambda out: shutil.copyfileobj(src, out), mode=0o644)
     return target

@@ -11,9 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
+from .build import index_files
 from .embedder import Embedder, TokenVectors
-from .index import Index, IndexError_, index_files, load, save
+from .index import Index
 from .retrieval import Fusion, Retriever
+from .store import IndexUnusable, load, save
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +145,7 @@ def run(
     if keep_index is not None and (keep_index / "manifest.json").exists():
         try:
             base = load(keep_index, embedder.name, splitter)
-        except IndexError_:
+        except IndexUnusable:
             base = None
     t0 = time.perf_counter()
     index, summary = index_files(

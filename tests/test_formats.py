@@ -340,7 +340,7 @@ def test_pdf_user_password_is_refused_with_the_fix(tmp_path: Path, algorithm: st
 def test_encrypted_pdfs_are_indexed(
     fake_settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from chatbot import index as ix
+    from chatbot import store
     from chatbot.cli import main
 
     docs = tmp_path / "docs"
@@ -354,7 +354,7 @@ def test_encrypted_pdfs_are_indexed(
     assert main([*argv, "--index", fake_settings.index]) == 2
     out = capsys.readouterr().out.strip()
     assert out.startswith("added 3 documents, ") and f"1 failed: locked.pdf: {LOCKED}" in out
-    texts = sorted(d.text for d in ix.load(fake_settings.index_dir).documents.values())
+    texts = sorted(d.text for d in store.load(fake_settings.index_dir).documents.values())
     assert texts == sorted(f"Vitamin K2 text under {a}." for a in ALGORITHMS)
 
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from chatbot import build, service, store
 from chatbot import index as ix
-from chatbot import service
 from chatbot.cli import main
 from chatbot.config import PROJECT_ROOT, Settings
 from chatbot.documents import DocumentError, find_files
@@ -28,7 +28,7 @@ def cli(*argv: str, settings: Settings) -> int:
 
 
 def all_text(settings: Settings) -> str:
-    return "\n".join(d.text for d in ix.load(settings.index_dir).documents.values())
+    return "\n".join(d.text for d in store.load(settings.index_dir).documents.values())
 
 
 def one_error_line(err: str) -> str:
@@ -65,7 +65,7 @@ def test_a_link_out_of_the_folder_is_refused_and_the_rest_indexed(
         "file into the folder, or set CHATBOT_ALLOW_OUTSIDE_LINKS=1"
     ) in out
     assert "vault combination" not in all_text(fake_settings)
-    records = ix.load(fake_settings.index_dir).doc_records.values()
+    records = store.load(fake_settings.index_dir).doc_records.values()
     assert [Path(r.path).name for r in records] == ["good.txt"]
 
     with pytest.raises(DocumentError, match="a link to a file outside"):
@@ -138,7 +138,7 @@ def test_update_does_not_follow_a_file_replaced_by_a_link(
     (docs / "secret.txt").unlink()
     notes = docs / "notes.txt"
     notes.write_text(NOTES)
-    source = ix.default_source(notes)
+    source = build.default_source(notes)
     assert cli("index", "add", str(docs), settings=fake_settings) == 0
     notes.unlink()
     notes.symlink_to(linked["secret"])
@@ -195,12 +195,12 @@ def test_a_damaged_manifest_is_one_error_line_and_build_repairs_it(
         assert cli(*argv, settings=fake_index) == 1, argv
         err = one_error_line(capsys.readouterr().err)
         assert "rebuild" in err and "chatbot index build" in err, err
-    with pytest.raises(ix.IndexError_, match="manifest .* is damaged"):
-        ix.read_manifest(fake_index.index_dir)
+    with pytest.raises(store.IndexUnusable, match="manifest .* is damaged"):
+        store.read_manifest(fake_index.index_dir)
 
     assert cli("index", "build", str(fake_index.corpus_dir), settings=fake_index) == 0
     assert capsys.readouterr().out.startswith("added 2 documents, ")
-    index = ix.load(fake_index.index_dir, "fake-64")
+    index = store.load(fake_index.index_dir, "fake-64")
     assert len(index.documents) == 2
     gens = sorted(p.name for p in fake_index.index_dir.iterdir() if p.name.startswith("gen-"))
     assert gens[-1] == index.manifest["generation"]
@@ -221,8 +221,8 @@ def test_a_generation_outside_the_index_is_never_read(fake_index: Settings) -> N
     (fake_index.index_dir / manifest["generation"]).rename(outside)
     path = fake_index.index_dir / "manifest.json"
     path.write_text(json.dumps(dict(manifest, generation="../elsewhere")))
-    with pytest.raises(ix.IndexError_, match="generation '../elsewhere' is not"):
-        ix.load(fake_index.index_dir)
+    with pytest.raises(store.IndexUnusable, match="generation '../elsewhere' is not"):
+        store.load(fake_index.index_dir)
     assert service.build(fake_index, replace_all=True).added  # rebuilt, not loaded
     assert outside.is_dir()  # and nothing outside the index folder was removed
 
@@ -247,7 +247,7 @@ def test_an_unwritable_folder_is_one_error_line_and_nothing_is_lost(
         f"Error: index folder {fake_index.index_dir} is not writable (Permission denied); "
         "fix its permissions or use --index DIR"
     )
-    monkeypatch.setattr(ix.tempfile, "mkdtemp", _denied)  # writing a new generation fails
+    monkeypatch.setattr(store.tempfile, "mkdtemp", _denied)  # writing a new generation fails
     assert cli("index", "add", str(extra), settings=fake_index) == 1
     assert one_error_line(capsys.readouterr().err) == expected
     monkeypatch.undo()
@@ -259,7 +259,7 @@ def test_an_unwritable_folder_is_one_error_line_and_nothing_is_lost(
             _denied(file)
         return real_open(file, *args, **kwargs)  # type: ignore[call-overload]
 
-    monkeypatch.setattr(ix, "open", no_lock, raising=False)  # taking the lock fails
+    monkeypatch.setattr(store, "open", no_lock, raising=False)  # taking the lock fails
     for argv in (
         ("index", "build", str(fake_index.corpus_dir)),
         ("index", "add", str(extra)),
@@ -270,7 +270,7 @@ def test_an_unwritable_folder_is_one_error_line_and_nothing_is_lost(
         assert one_error_line(capsys.readouterr().err) == expected
     monkeypatch.undo()
     assert (fake_index.index_dir / "manifest.json").read_text() == before
-    assert len(ix.load(fake_index.index_dir).documents) == 2
+    assert len(store.load(fake_index.index_dir).documents) == 2
 
 
 def test_a_full_disk_at_the_manifest_swap_leaves_no_orphan_generation(
@@ -283,8 +283,8 @@ def test_a_full_disk_at_the_manifest_swap_leaves_no_orphan_generation(
     def full(*args: object) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(ix.os, "replace", full)
-    with pytest.raises(ix.IndexWriteError, match="is on a full disk .*free some space"):
+    monkeypatch.setattr(store.os, "replace", full)
+    with pytest.raises(store.IndexWriteError, match="is on a full disk .*free some space"):
         service.build(fake_index, [extra])
     monkeypatch.undo()
     assert sorted(p.name for p in fake_index.index_dir.iterdir()) == before
@@ -303,7 +303,7 @@ def test_a_read_only_folder_for_real(
         assert "is not writable" in one_error_line(capsys.readouterr().err)
     finally:
         fake_index.index_dir.chmod(0o755)
-    assert len(ix.load(fake_index.index_dir).documents) == 2
+    assert len(store.load(fake_index.index_dir).documents) == 2
 
 
 # ---------------------------------------------------------------- 4. status/list, unusable index
@@ -364,7 +364,7 @@ def test_leftovers_are_removed_even_when_nothing_changed(
     assert capsys.readouterr().out.startswith("no changes (index: 3 documents, ")
     left = sorted(p.name for p in index_dir.iterdir())
     assert left == [".lock", "gen-000001", "gen-000002", "manifest.json", "notes.txt"]
-    assert ix.load(index_dir).manifest["generation"] == "gen-000002"
+    assert store.load(index_dir).manifest["generation"] == "gen-000002"
 
 
 # ---------------------------------------------------------------- 6. control characters in names
@@ -379,8 +379,8 @@ def test_a_newline_in_a_name_keeps_one_document_per_line(
     odd.write_text(NOTES)
     (docs / "good.txt").write_text(GOOD)
     assert cli("index", "add", str(docs), settings=fake_settings) == 0
-    source = ix.default_source(odd)
-    assert source in ix.load(fake_settings.index_dir).documents  # stored as it is
+    source = build.default_source(odd)
+    assert source in store.load(fake_settings.index_dir).documents  # stored as it is
     capsys.readouterr()
 
     assert cli("index", "list", settings=fake_settings) == 0
@@ -416,10 +416,10 @@ def test_names_outside_the_project_root_are_stable_absolute_paths(
     (papers / "sub" / "b.txt").write_text(NOTES)
     assert not papers.resolve().is_relative_to(PROJECT_ROOT)
     assert cli("index", "add", str(papers), settings=fake_settings) == 0
-    names = set(ix.load(fake_settings.index_dir).documents)
+    names = set(store.load(fake_settings.index_dir).documents)
     assert names == {(papers / "a.txt").resolve().as_posix(), (papers / "sub/b.txt").as_posix()}
     capsys.readouterr()
     assert cli("index", "add", str(papers / "sub" / "b.txt"), settings=fake_settings) == 0
     assert capsys.readouterr().out.startswith("no changes (index: 2 documents, ")
     assert cli("index", "remove", str(papers / "sub"), settings=fake_settings) == 0
-    assert set(ix.load(fake_settings.index_dir).documents) == {(papers / "a.txt").as_posix()}
+    assert set(store.load(fake_settings.index_dir).documents) == {(papers / "a.txt").as_posix()}

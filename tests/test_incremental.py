@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 from pypdf import PdfReader, PdfWriter
 
+from chatbot import build, service, store
 from chatbot import index as ix
-from chatbot import service
 from chatbot.cli import main
 from chatbot.config import PROJECT_ROOT, Settings
 
@@ -125,7 +125,7 @@ def test_every_format_is_indexed_verbatim(
     line = capsys.readouterr().out.strip()
     assert line.startswith("added 5 documents, ") and "\n" not in line
 
-    index = ix.load(fake_settings.index_dir, FAKE)
+    index = store.load(fake_settings.index_dir, FAKE)
     assert len(index.documents) == 5
     for p in index.passages:  # the verbatim guarantee, for every format
         assert index.documents[p.source].text[p.start : p.end] == p.text
@@ -175,7 +175,7 @@ def test_cli_add_update_remove_list_status(
     for reason in ("empty.txt: file is empty", "binary.txt: looks binary", "broken.pdf: PDF is"):
         assert reason in out
     assert "locked.pdf: PDF is password-protected" in out
-    index = ix.load(fake_settings.index_dir)
+    index = store.load(fake_settings.index_dir)
     assert len(index.documents) == 5
 
     for bad in ("empty.txt", "binary.txt", "broken.pdf", "locked.pdf"):
@@ -248,7 +248,7 @@ def test_huge_file_limit_from_env(
     out = capsys.readouterr().out
     assert "added 1 document" in out
     assert "big.txt: 0.0 MB is over the 0.005 MB limit; split the file or raise" in out
-    assert list(ix.load(fake_settings.index_dir).documents) == [ix.default_source(small)]
+    assert list(store.load(fake_settings.index_dir).documents) == [build.default_source(small)]
 
 
 def test_latin1_text_is_decoded_with_a_logged_fallback(
@@ -258,9 +258,9 @@ def test_latin1_text_is_decoded_with_a_logged_fallback(
     path.write_bytes("Café crème\n\nA café au lait is coffee with hot milk.\n".encode("latin-1"))
     with caplog.at_level(logging.WARNING, logger="chatbot.documents"):
         summary = service.build(fake_settings, [path])
-    assert summary.added == [ix.default_source(path)] and not summary.failed
+    assert summary.added == [build.default_source(path)] and not summary.failed
     assert "not valid UTF-8" in caplog.text and "decoded as cp1252" in caplog.text
-    index = ix.load(fake_settings.index_dir)
+    index = store.load(fake_settings.index_dir)
     assert "A café au lait is coffee with hot milk." in index.documents[summary.added[0]].text
     for p in index.passages:
         assert index.documents[p.source].text[p.start : p.end] == p.text
@@ -271,7 +271,7 @@ def test_utf16_text_with_a_byte_order_mark_is_read(fake_settings: Settings, tmp_
     path.write_bytes("Tea notes\n\nMatcha is powdered green tea.\n".encode("utf-16"))
     summary = service.build(fake_settings, [path])
     assert summary.added and not summary.failed
-    text = ix.load(fake_settings.index_dir).documents[summary.added[0]].text
+    text = store.load(fake_settings.index_dir).documents[summary.added[0]].text
     assert text == "Tea notes\n\nMatcha is powdered green tea.\n"
 
 
@@ -287,7 +287,7 @@ def test_adding_to_an_index_of_another_model_is_refused(
     assert (fake_index.index_dir / "manifest.json").read_text() == before
     # A full build may replace it.
     assert cli("index", "build", str(extra), settings=other) == 0
-    assert ix.load(fake_index.index_dir).manifest["model"] == "fake-32"
+    assert store.load(fake_index.index_dir).manifest["model"] == "fake-32"
 
 
 # ---------------------------------------------------------------- add + remove changes nothing
@@ -344,7 +344,7 @@ def _write_many(folder: Path, count: int, sentences: int = 60) -> None:
 
 
 def _snapshot(index_dir: Path) -> tuple:
-    index = ix.load(index_dir)
+    index = store.load(index_dir)
     return (
         index.manifest["generation"],
         sorted(index.manifest["documents"]),
@@ -389,14 +389,14 @@ def test_kill_9_during_add_leaves_the_last_good_index(
     summary = service.build(fake_settings, [more])
     assert len(summary.added) == 80 and not summary.failed
     assert not [p for p in index_dir.iterdir() if p.name.startswith(".tmp-")]
-    assert len(ix.load(index_dir).documents) == len(before[1]) + 80
+    assert len(store.load(index_dir).documents) == len(before[1]) + 80
 
 
 HOLD_LOCK = """
 import sys
 from pathlib import Path
-from chatbot.index import write_lock
-with write_lock(Path(sys.argv[1])):
+from chatbot.store import write_lock
+with write_lock(Path(sys.argv[1]), timeout=600):
     print("locked", flush=True)
     sys.stdin.readline()  # hold the lock until told to let go
 """
@@ -433,7 +433,7 @@ def test_two_writers_are_serialised_by_the_lock(fake_settings: Settings, tmp_pat
             holder.wait()
     assert [w.returncode for w in writers] == [0, 0], results
     assert all(out.startswith("added 1 document") for out, _ in results)
-    docs = ix.load(index_dir).manifest["documents"]
+    docs = store.load(index_dir).manifest["documents"]
     assert {Path(r["path"]).name for r in docs.values()} == {"a.txt", "b.txt"}  # no lost update
 
 
@@ -450,7 +450,7 @@ def test_live_retriever_picks_up_a_new_index(
     extra.write_text("Coffee\n\nCoffee contains caffeine, a mild stimulant.\n")
     service.build(fake_index, [extra])
     second = live.get()
-    assert second is not first and ix.default_source(extra) in second.index.documents
+    assert second is not first and build.default_source(extra) in second.index.documents
     assert second.ask("caffeine stimulant coffee").hits[0].source.endswith("coffee.txt")
 
     # A manifest naming a generation that is not there: keep serving the last good index.
@@ -463,7 +463,7 @@ def test_live_retriever_picks_up_a_new_index(
         assert live.get() is second
     assert "keeping the loaded one" in caplog.text
     service.build(fake_index, replace_all=True)  # a good write is picked up again
-    assert ix.default_source(extra) not in live.get().index.documents
+    assert build.default_source(extra) not in live.get().index.documents
 
 
 def test_questions_during_writes_always_see_a_whole_index(
@@ -518,7 +518,7 @@ def test_any_sequence_of_changes_equals_a_fresh_build(
 
     fresh = Settings(index=str(tmp_path / "fresh"), model=FAKE)
     service.build(fresh, [docs])
-    a, b = ix.load(fake_settings.index_dir), ix.load(fresh.index_dir)
+    a, b = store.load(fake_settings.index_dir), store.load(fresh.index_dir)
     assert list(a.documents) == list(b.documents)
     assert [(p.source, p.text, p.start, p.heading, p.page) for p in a.passages] == [
         (p.source, p.text, p.start, p.heading, p.page) for p in b.passages

@@ -9,8 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from chatbot import index as ix
-from chatbot import service
+from chatbot import service, store
 from chatbot.config import Settings
 
 from .conftest import DOCS
@@ -27,7 +26,7 @@ def test_build_writes_self_describing_index(fake_index: Settings) -> None:
     for rec in manifest["documents"].values():
         assert len(rec["sha256"]) == 64 and rec["passages"] > 0
     assert "bm25s" in manifest["versions"] and "faiss-cpu" in manifest["versions"]
-    index = ix.load(fake_index.index_dir)
+    index = store.load(fake_index.index_dir)
     assert index.vectors.shape == (len(index.passages), 64)
     assert index.faiss_index.ntotal == len(index.passages)
     for p in index.passages:
@@ -35,15 +34,15 @@ def test_build_writes_self_describing_index(fake_index: Settings) -> None:
 
 
 def test_mismatched_model_or_splitter_is_refused(fake_index: Settings) -> None:
-    with pytest.raises(ix.IndexError_, match="rebuild"):
-        ix.load(fake_index.index_dir, model="fake-32")
-    with pytest.raises(ix.IndexError_, match="splitter"):
-        ix.load(fake_index.index_dir, splitter={"max_chars": 10, "min_chars": 1, "overlap": 0})
+    with pytest.raises(store.IndexUnusable, match="rebuild"):
+        store.load(fake_index.index_dir, model="fake-32")
+    with pytest.raises(store.IndexUnusable, match="splitter"):
+        store.load(fake_index.index_dir, splitter={"max_chars": 10, "min_chars": 1, "overlap": 0})
 
 
 def test_missing_index_says_how_to_build(tmp_path: Path) -> None:
-    with pytest.raises(ix.IndexError_, match="chatbot index build"):
-        ix.load(tmp_path / "nothing")
+    with pytest.raises(store.IndexUnusable, match="chatbot index build"):
+        store.load(tmp_path / "nothing")
 
 
 def test_unchanged_build_is_a_no_op(fake_index: Settings) -> None:
@@ -67,7 +66,7 @@ def test_add_then_remove_equals_fresh_build(fake_index: Settings, tmp_path: Path
     # Same passages, vectors and BM25 scores as a fresh build of the same files.
     fresh = Settings(index=str(tmp_path / "fresh"), corpus=fake_index.corpus, model="fake-64")
     service.build(fresh, replace_all=True)
-    a, b = ix.load(fake_index.index_dir), ix.load(fresh.index_dir)
+    a, b = store.load(fake_index.index_dir), store.load(fresh.index_dir)
     assert [p.text for p in a.passages] == [p.text for p in b.passages]
     np.testing.assert_allclose(a.vectors, b.vectors)
     np.testing.assert_allclose(a.lexical.scores(["calcium"]), b.lexical.scores(["calcium"]))
@@ -98,25 +97,25 @@ def test_bad_files_are_skipped_and_reported(fake_settings: Settings) -> None:
 def test_crash_before_manifest_swap_keeps_previous_index(
     fake_index: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    before = ix.load(fake_index.index_dir)
+    before = store.load(fake_index.index_dir)
     (fake_index.corpus_dir / "new.txt").write_text("Coffee\n\nCoffee contains caffeine.\n")
 
     def boom(*a: object, **k: object) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(ix.os, "replace", boom)
+    monkeypatch.setattr(store.os, "replace", boom)
     with pytest.raises(OSError):
         service.build(fake_index, replace_all=True)
     monkeypatch.undo()
-    after = ix.load(fake_index.index_dir)
+    after = store.load(fake_index.index_dir)
     assert [p.text for p in after.passages] == [p.text for p in before.passages]
 
 
 def test_lock_serialises_writers(fake_index: Settings) -> None:
     with (
-        ix.write_lock(fake_index.index_dir),
-        pytest.raises(ix.IndexError_, match="another process"),
-        ix.write_lock(fake_index.index_dir, timeout=0.2),
+        store.write_lock(fake_index.index_dir, fake_index.lock_timeout),
+        pytest.raises(store.IndexUnusable, match="another process"),
+        store.write_lock(fake_index.index_dir, timeout=0.2),
     ):
         pass
 
@@ -125,7 +124,7 @@ def test_token_vectors_are_stored_per_passage(fake_index: Settings) -> None:
     from chatbot.embedder import get_embedder
     from chatbot.index import match_text
 
-    index = ix.load(fake_index.index_dir)
+    index = store.load(fake_index.index_dir)
     assert index.token_vectors.dtype == np.float16
     assert len(index.token_counts) == len(index.passages)
     assert int(index.token_counts.sum()) == len(index.token_vectors)
@@ -141,8 +140,8 @@ def test_index_of_an_older_format_is_refused(fake_index: Settings) -> None:
     path = fake_index.index_dir / "manifest.json"
     manifest = json.loads(path.read_text())
     path.write_text(json.dumps(dict(manifest, format=1)))
-    with pytest.raises(ix.IndexError_, match="format 1.*rebuild"):
-        ix.load(fake_index.index_dir)
+    with pytest.raises(store.IndexUnusable, match="format 1.*rebuild"):
+        store.load(fake_index.index_dir)
     assert service.stale(fake_index, [fake_index.corpus_dir])  # `make run` rebuilds it
 
 
@@ -152,5 +151,5 @@ def test_damaged_token_vectors_are_reported(fake_index: Settings) -> None:
         / json.loads((fake_index.index_dir / "manifest.json").read_text())["generation"]
     )
     np.save(gen / "token_counts.npy", np.zeros(3, dtype=np.int64))
-    with pytest.raises(ix.IndexError_, match="damaged.*rebuild"):
-        ix.load(fake_index.index_dir)
+    with pytest.raises(store.IndexUnusable, match="damaged.*rebuild"):
+        store.load(fake_index.index_dir)

@@ -11,8 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from chatbot import app as chat_app
-from chatbot import index as ix
-from chatbot import service
+from chatbot import build, service, store
 from chatbot.config import Settings
 from chatbot.documents import SUPPORTED_SUFFIXES
 from chatbot.guard import AdminGate
@@ -124,7 +123,7 @@ def test_upload_stores_indexes_and_reports(fake_index: Settings, tmp_path: Path)
     assert "1 not stored: 'run.exe': unsupported file type" in message
     stored = settings.corpus_dir / "uploads" / "coffee notes.txt"
     assert stored.exists()
-    assert ix.default_source(stored) in ix.load(settings.index_dir).documents
+    assert build.default_source(stored) in store.load(settings.index_dir).documents
     hit = live.get().ask("caffeine stimulant coffee").hits[0]  # the chat sees it at once
     assert hit.source.endswith("uploads/coffee notes.txt")
     # The same upload again changes nothing.

@@ -1,0 +1,425 @@
+"""Building an index from files: read, decide what changed, split, embed, assemble.
+
+:func:`index_files` makes a new in-memory :class:`~chatbot.index.Index` from a base index
+and a set of files; only new or changed files (by content sha256) are split and embedded,
+kept documents reuse their stored rows. Writing it is :func:`chatbot.store.save`'s job.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .documents import DocumentError, check_size, collect_files, load_document
+from .embedder import Embedder
+from .index import DocRecord, Index, Summary, match_text, segment_offsets, segment_rows
+from .lexical import LexicalIndex, tokenize
+from .progress import progress_bar
+from .store import new_manifest, now
+from .types import Document, Passage
+
+log = logging.getLogger(__name__)
+
+EMBED_CHUNK = 1024  # texts per encode call (the progress bar moves once per chunk)
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def default_source(path: Path) -> str:
+    """A document's name in the index: its path relative to the project root if inside it."""
+    from .config import PROJECT_ROOT
+
+    p = path.resolve()
+    try:
+        return p.relative_to(PROJECT_ROOT).as_posix()
+    except ValueError:
+        return p.as_posix()
+
+
+def passage_terms(
+    passages: list[Passage], documents: dict[str, Document], progress: bool = False
+) -> list[list[str]]:
+    """BM25 terms of each passage's match text (passage with title and heading)."""
+    terms = []
+    with progress_bar(len(passages), "indexing terms", "passage", progress) as bar:
+        for p in passages:
+            terms.append(tokenize(match_text(p, documents[p.source].title)))
+            bar.update()
+    return terms
+
+
+def index_files(
+    paths: list[Path],
+    embedder: Embedder,
+    splitter: dict,
+    *,
+    base: Index | None = None,
+    remove: list[str] | None = None,
+    replace_all: bool = False,
+    max_bytes: int | None = None,
+    batch_size: int = 64,
+    progress: bool = False,
+    source_of: Callable[[Path], str] | None = None,
+    allow_outside_links: bool = False,
+) -> tuple[Index, Summary]:
+    """Return a new index: ``base`` plus the given files (new or changed), minus ``remove``.
+
+    Only new or changed files (by content sha256) are split and embedded; unchanged ones keep
+    their stored passages, vectors and terms. With ``replace_all`` documents not in ``paths``
+    are dropped (a full build that still reuses unchanged work). Bad or missing files are
+    skipped and reported in the summary; they never abort the run (a bad file that was
+    indexed before keeps its previous version). A link inside a folder that leads out of it
+    is refused (reported as failed) unless ``allow_outside_links``.
+    """
+    summary = Summary()
+    manifest = new_manifest(embedder.name, embedder.dim, splitter)
+    old_records = base.doc_records if base is not None else {}
+    # ``keep``: the documents the new index holds, with their records (filled in below).
+    keep: dict[str, DocRecord] = {} if replace_all else dict(old_records)
+    _remove_named(keep, remove or [], summary)
+    fresh = _read_files(
+        paths,
+        old_records,
+        keep,
+        summary,
+        source_of=source_of or default_source,
+        max_bytes=max_bytes,
+        allow_outside_links=allow_outside_links,
+        progress=progress,
+    )
+    new = _split(fresh, splitter, old_records, keep, summary, progress)
+    if replace_all:
+        _drop_unlisted(old_records, keep, summary)
+    rows = _reuse_kept(base, {s for s in keep if s not in new.documents})
+    rows.extend(_embed(new, embedder, batch_size, progress))
+    index = _assemble(manifest, _canonical_order(rows.join(embedder.dim)), keep)
+    summary.new_passages = len(new.passages)
+    summary.total_passages = len(index.passages)
+    summary.total_documents = len(index.documents)
+    return index, summary
+
+
+# ---------------------------------------------------------------------------- phases
+
+
+def _remove_named(keep: dict[str, DocRecord], remove: list[str], summary: Summary) -> None:
+    """Drop the documents named in ``remove`` (an explicit removal)."""
+    for source in remove:
+        if keep.pop(source, None) is not None:
+            summary.removed.append(source)
+
+
+def _read_files(
+    paths: list[Path],
+    old_records: dict[str, DocRecord],
+    keep: dict[str, DocRecord],
+    summary: Summary,
+    *,
+    source_of: Callable[[Path], str],
+    max_bytes: int | None,
+    allow_outside_links: bool,
+    progress: bool,
+) -> dict[str, tuple[Document, DocRecord]]:
+    """Read the files under ``paths``: an unchanged one (same sha256 as its record) is kept
+    as it is, a new or changed one is loaded and returned by source, a bad one is reported
+    in ``summary.failed``."""
+    files, missing = collect_files(paths, allow_outside_links=allow_outside_links)
+    for path, reason in missing:
+        summary.failed.append((str(path), reason))
+    fresh: dict[str, tuple[Document, DocRecord]] = {}
+    with progress_bar(len(files), "reading", "file", progress) as bar:
+        for path in files:
+            bar.update()
+            source = source_of(path)
+            if source in fresh:
+                continue  # the same name twice (e.g. via a symlink): first one wins
+            try:
+                size = check_size(path, max_bytes)
+                data = path.read_bytes()
+                digest = sha256_bytes(data)
+                old = old_records.get(source)
+                if old is not None and old.sha256 == digest:
+                    keep[source] = old
+                    summary.unchanged.append(source)
+                    continue
+                doc = load_document(path, source, data=data)
+            except (DocumentError, ValueError, OSError) as exc:
+                log.info("skipping %s: %s", path, exc)
+                summary.failed.append((source, str(exc)))
+                continue
+            except Exception as exc:  # noqa: BLE001 - one odd file must never stop the batch
+                log.warning("skipping %s: unexpected error", path, exc_info=True)
+                reason = (
+                    f"{path.name}: could not be read ({type(exc).__name__}: {exc}); check the file"
+                )
+                summary.failed.append((source, reason))
+                continue
+            record = DocRecord(
+                source=source,
+                path=str(path.resolve()),
+                sha256=digest,
+                passages=0,
+                chars=len(doc.text),
+                bytes=size,
+                indexed_at=now(),
+            )
+            fresh[source] = (doc, record)
+    return fresh
+
+
+@dataclass
+class _New:
+    """The passages of new and changed documents, before embedding."""
+
+    passages: list[Passage] = field(default_factory=list)
+    documents: dict[str, Document] = field(default_factory=dict)
+
+
+def _split(
+    fresh: dict[str, tuple[Document, DocRecord]],
+    splitter: dict,
+    old_records: dict[str, DocRecord],
+    keep: dict[str, DocRecord],
+    summary: Summary,
+    progress: bool,
+) -> _New:
+    """Split each new or changed document into passages; one without any is reported as
+    failed (and an indexed version of it is kept or dropped by the caller's rules)."""
+    from .splitter import split_document  # imports nltk (slow): only when splitting
+
+    new = _New()
+    with progress_bar(len(fresh), "splitting", "doc", progress) as bar:
+        for source, (doc, record) in fresh.items():
+            parts = split_document(doc, **splitter)
+            bar.update()
+            if not parts:
+                reason = f"{source}: no passages found; it holds no prose text"
+                summary.failed.append((source, reason))
+                continue
+            (summary.updated if source in old_records else summary.added).append(source)
+            record.passages = len(parts)
+            new.documents[source] = doc
+            keep.pop(source, None)
+            keep[source] = record
+            new.passages.extend(parts)
+    return new
+
+
+def _drop_unlisted(
+    old_records: dict[str, DocRecord], keep: dict[str, DocRecord], summary: Summary
+) -> None:
+    """For a full build: indexed documents not listed now are removed, but a listed file
+    that fails now and was indexed before keeps its previous version."""
+    for source, _ in summary.failed:
+        if source in old_records and source not in keep:
+            keep[source] = old_records[source]
+    summary.removed.extend(s for s in old_records if s not in keep)
+
+
+@dataclass
+class _Rows:
+    """Passages with their terms and vectors, in parts still to be joined."""
+
+    passages: list[Passage] = field(default_factory=list)
+    documents: dict[str, Document] = field(default_factory=dict)
+    terms: list[list[str]] = field(default_factory=list)
+    vectors: list[np.ndarray] = field(default_factory=list)
+    sentence_vectors: list[np.ndarray] = field(default_factory=list)
+    token_vectors: list[np.ndarray] = field(default_factory=list)
+    token_counts: list[np.ndarray] = field(default_factory=list)
+
+    def extend(self, other: _Rows) -> None:
+        self.passages.extend(other.passages)
+        self.documents.update(other.documents)
+        self.terms.extend(other.terms)
+        self.vectors.extend(other.vectors)
+        self.sentence_vectors.extend(other.sentence_vectors)
+        self.token_vectors.extend(other.token_vectors)
+        self.token_counts.extend(other.token_counts)
+
+    def join(self, dim: int) -> _Joined:
+        def cat(parts: list[np.ndarray], empty: np.ndarray) -> np.ndarray:
+            return np.concatenate(parts) if parts else empty
+
+        return _Joined(
+            passages=self.passages,
+            documents=self.documents,
+            terms=self.terms,
+            vectors=cat(self.vectors, np.zeros((0, dim), np.float32)),
+            sentence_vectors=cat(self.sentence_vectors, np.zeros((0, dim), np.float32)),
+            token_vectors=cat(self.token_vectors, np.zeros((0, dim), np.float16)),
+            token_counts=cat(self.token_counts, np.zeros(0, np.int64)),
+        )
+
+
+@dataclass
+class _Joined:
+    """Passages with their terms and vectors, one row (or segment of rows) each."""
+
+    passages: list[Passage]
+    documents: dict[str, Document]
+    terms: list[list[str]]
+    vectors: np.ndarray
+    sentence_vectors: np.ndarray
+    token_vectors: np.ndarray
+    token_counts: np.ndarray
+
+
+def _reuse_kept(base: Index | None, kept: set[str]) -> _Rows:
+    """The stored passages, terms and vectors of the kept documents (in their stored order)."""
+    rows = _Rows()
+    if base is None or not kept:
+        return rows
+    at = [i for i, p in enumerate(base.passages) if p.source in kept]
+    rows.passages = [base.passages[i] for i in at]
+    rows.documents = {s: base.documents[s] for s in base.documents if s in kept}
+    if base.terms is None:  # a generation written before terms were stored
+        rows.terms = passage_terms(rows.passages, rows.documents)
+    else:
+        rows.terms = [base.terms[i] for i in at]
+    idx = np.asarray(at, dtype=np.int64)
+    rows.vectors.append(base.vectors[idx])
+    counts = np.fromiter(
+        (len(base.passages[i].sentences) for i in at), dtype=np.int64, count=len(at)
+    )
+    rows.sentence_vectors.append(
+        base.sentence_vectors[segment_rows(base.sentence_start[idx], counts)]
+    )
+    token_counts = base.token_counts[idx]
+    token_rows = segment_rows(base.token_start[idx], token_counts)
+    rows.token_vectors.append(np.asarray(base.token_vectors[token_rows]))
+    rows.token_counts.append(token_counts)
+    return rows
+
+
+def _embed(new: _New, embedder: Embedder, batch_size: int, progress: bool) -> _Rows:
+    """Vectors and terms of the new passages."""
+    rows = _Rows(passages=new.passages, documents=new.documents)
+    if new.passages:
+        v, sv, tv, tc = _embed_passages(new.passages, new.documents, embedder, batch_size, progress)
+        rows.vectors.append(v)
+        rows.sentence_vectors.append(sv)
+        rows.token_vectors.append(tv)
+        rows.token_counts.append(tc)
+    rows.terms = passage_terms(new.passages, new.documents, progress)
+    return rows
+
+
+def _canonical_order(rows: _Joined) -> _Joined:
+    """Documents by name, passages in document order, so any sequence of adds, updates and
+    removals gives the same index as a fresh build of the same files."""
+    passages = rows.passages
+    order = sorted(range(len(passages)), key=lambda i: passages[i].source)
+    if order != list(range(len(passages))):
+        counts = np.fromiter((len(p.sentences) for p in passages), np.int64, len(passages))
+        idx = np.asarray(order, dtype=np.int64)
+        tok_counts = rows.token_counts
+        rows = _Joined(
+            passages=[passages[i] for i in order],
+            documents=rows.documents,
+            terms=[rows.terms[i] for i in order],
+            vectors=rows.vectors[idx],
+            sentence_vectors=rows.sentence_vectors[
+                segment_rows(segment_offsets(counts)[idx], counts[idx])
+            ],
+            token_vectors=rows.token_vectors[
+                segment_rows(segment_offsets(tok_counts)[idx], tok_counts[idx])
+            ],
+            token_counts=tok_counts[idx],
+        )
+    rows.documents = {s: rows.documents[s] for s in sorted(rows.documents)}
+    return rows
+
+
+def _assemble(manifest: dict, rows: _Joined, keep: dict[str, DocRecord]) -> Index:
+    """The Index of ``rows``: the manifest's documents and counts filled in, BM25 built
+    over all passages' terms (so its statistics are never stale)."""
+    manifest["documents"] = {s: asdict(keep[s]) for s in rows.documents}
+    manifest["passages"] = len(rows.passages)
+    return Index(
+        manifest=manifest,
+        passages=rows.passages,
+        documents=rows.documents,
+        vectors=rows.vectors,
+        sentence_vectors=rows.sentence_vectors,
+        token_vectors=rows.token_vectors,
+        token_counts=rows.token_counts,
+        lexical=LexicalIndex.build(rows.terms),
+        terms=rows.terms,
+    )
+
+
+# ---------------------------------------------------------------------------- embedding
+
+
+def _embed_passages(
+    passages: list[Passage],
+    docs: dict[str, Document],
+    embedder: Embedder,
+    batch_size: int,
+    progress: bool,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Passage vectors (with heading context), per-passage sentence vectors, and the
+    passages' content-token vectors (float16) with their count per passage."""
+    texts = [match_text(p, docs[p.source].title) for p in passages]
+    vectors, token_vectors, token_counts = _encode_with_tokens(
+        embedder, texts, batch_size, progress
+    )
+    # Sentences repeat across overlapping windows: embed each distinct span once.
+    keys: dict[tuple[str, int, int], int] = {}
+    rows: list[int] = []
+    sent_texts: list[str] = []
+    for p in passages:
+        for s, e in p.sentences:
+            key = (p.source, p.start + s, p.start + e)
+            if key not in keys:
+                keys[key] = len(sent_texts)
+                sent_texts.append(p.text[s:e])
+            rows.append(keys[key])
+    unique = _encode(embedder, sent_texts, batch_size, progress, "embedding sentences")
+    sent_vectors = unique[np.asarray(rows, dtype=np.int64)] if rows else unique
+    return vectors, sent_vectors, token_vectors, token_counts
+
+
+def _encode(
+    embedder: Embedder, texts: list[str], batch_size: int, progress: bool, desc: str
+) -> np.ndarray:
+    """Embed ``texts`` in fixed chunks, with a progress bar on terminals."""
+    if not texts:
+        return np.zeros((0, embedder.dim), dtype=np.float32)
+    parts = []
+    with progress_bar(len(texts), desc, "text", progress) as bar:
+        for i in range(0, len(texts), EMBED_CHUNK):
+            chunk = texts[i : i + EMBED_CHUNK]
+            parts.append(embedder.encode(chunk, batch_size=batch_size, progress=False))
+            bar.update(len(chunk))
+    return np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)
+
+
+def _encode_with_tokens(
+    embedder: Embedder, texts: list[str], batch_size: int, progress: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Passage vectors plus their content-token vectors, in fixed chunks with a progress bar."""
+    vec_parts = [np.zeros((0, embedder.dim), np.float32)]
+    tok_parts = [np.zeros((0, embedder.dim), np.float16)]
+    counts: list[int] = []
+    with progress_bar(len(texts), "embedding passages", "text", progress) as bar:
+        for i in range(0, len(texts), EMBED_CHUNK):
+            chunk = texts[i : i + EMBED_CHUNK]
+            vecs, toks = embedder.encode_with_tokens(chunk, batch_size=batch_size)
+            vec_parts.append(vecs)
+            tok_parts.extend(t.vectors.astype(np.float16) for t in toks)
+            counts.extend(len(t.vectors) for t in toks)
+            bar.update(len(chunk))
+    return (
+        np.ascontiguousarray(np.concatenate(vec_parts), dtype=np.float32),
+        np.ascontiguousarray(np.concatenate(tok_parts), dtype=np.float16),
+        np.asarray(counts, dtype=np.int64),
+    )
