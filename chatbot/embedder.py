@@ -6,7 +6,6 @@ import hashlib
 import logging
 import os
 import re
-import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ import numpy as np
 
 from .config import BUNDLED_MODEL
 from .lexical import STOPWORDS, fold
+from .progress import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -109,17 +109,10 @@ class SentenceTransformerEmbedder:
                 )
             return np.ascontiguousarray(vecs, dtype=np.float32)
         vecs = np.zeros((len(texts), self.dim), dtype=np.float32)
-        bar = None
-        if progress:
-            from tqdm import tqdm
-
-            bar = tqdm(total=len(texts), unit="text", file=sys.stderr, leave=False)
-        for idx, out, _ in self._forward(self._model_texts(texts), batch_size):
-            vecs[idx] = out["sentence_embedding"].float().numpy()
-            if bar is not None:
+        with progress_bar(len(texts), "", "text", progress) as bar:
+            for idx, out, _ in self._forward(self._model_texts(texts), batch_size):
+                vecs[idx] = out["sentence_embedding"].float().numpy()
                 bar.update(len(idx))
-        if bar is not None:
-            bar.close()
         return _normalise_rows(vecs)
 
     def knows_word(self, word: str) -> bool:
