@@ -4,7 +4,8 @@
 
 A question is answered right when the passage contains one of its ``expected`` substrings
 (compared after normalising case, whitespace, quotes and dashes). Off-topic questions have no
-expected text and must be abstained on.
+expected text and must be abstained on. Per file and per kind of on-topic question: hit@1
+(top1), hit@3 (top3) and abstentions, from ``chatbot.evaluate.metrics``.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 
 from chatbot import service  # noqa: E402
 from chatbot.config import Settings  # noqa: E402
-from chatbot.evaluate import matches  # noqa: E402
+from chatbot.evaluate import Metrics, match_rank, metrics  # noqa: E402
 
 
 def main() -> None:
@@ -47,40 +48,41 @@ def main() -> None:
             rows = [json.loads(line) for line in lines if line.strip()]
             on = [r for r in rows if r["expected"]]
             off = [r for r in rows if not r["expected"]]
-            # per on-topic question: (kind, right at top-1, right in top-3, abstained)
-            results: list[tuple[str, bool, bool, bool]] = []
+            # per on-topic question: (kind, rank of the first right passage, answered)
+            results: list[tuple[str, int | None, bool]] = []
             on_conf: list[float] = []
             off_conf: list[float] = []
             for r in on:
                 a = retriever.ask(r["question"], k=3)
                 on_conf.append(a.confidence)
-                ok1 = bool(a.hits) and matches(a.hits[0].text, r["expected"])
-                ok3 = any(matches(h.text, r["expected"]) for h in a.hits)
-                results.append((r.get("kind", ""), ok1, ok3, not a.answered))
-                if args.show and (not ok1 or not a.answered):
+                rank = match_rank((h.text for h in a.hits), r["expected"])
+                results.append((r.get("kind", ""), rank, a.answered))
+                if args.show and (rank != 1 or not a.answered):
                     print(
                         f"  MISS {r['id']} {r['question']!r} conf={a.confidence:.2f} "
-                        f"ok3={ok3} top={a.hits[0].text[:80] if a.hits else ''!r}"
+                        f"ok3={rank is not None} top={a.hits[0].text[:80] if a.hits else ''!r}"
                     )
-            off_abst = 0
+            off_answered: list[bool] = []
             for r in off:
                 a = retriever.ask(r["question"], k=3)
                 off_conf.append(a.confidence)
-                off_abst += not a.answered
+                off_answered.append(a.answered)
                 if args.show and a.answered:
                     print(f"  FALSE {r['id']} {r['question']!r} conf={a.confidence:.2f}")
             name = Path(path).name
+
+            def figures(rows: list[tuple[str, int | None, bool]]) -> Metrics:
+                return metrics([x[1] for x in rows], 3, answered=[x[2] for x in rows])
+
             for kind in sorted({k for k, *_ in results}):
-                of_kind = [x for x in results if x[0] == kind]
-                k1, k3, ka = (sum(x[i] for x in of_kind) for i in (1, 2, 3))
-                print(
-                    f"  {kind:<20}{len(of_kind):>4}{k1 / len(of_kind):>7.3f}"
-                    f"{k3 / len(of_kind):>7.3f}{ka:>9}"
-                )
-            top1, top3, on_abst = (sum(x[i] for x in results) for i in (1, 2, 3))
+                m = figures([x for x in results if x[0] == kind])
+                print(f"  {kind:<20}{m.n:>4}{m.hit1:>7.3f}{m.hitk:>7.3f}{m.abstained:>9}")
+            m = figures(results)
+            # off-topic questions have no right passage: every answer is wrong
+            off_m = metrics([None] * len(off), 3, answered=off_answered)
             print(
-                f"{name:<22}{len(on):>4}{top1 / len(on):>7.3f}{top3 / len(on):>7.3f}"
-                f"{on_abst:>9}{len(off):>5}{off_abst:>10}"
+                f"{name:<22}{m.n:>4}{m.hit1:>7.3f}{m.hitk:>7.3f}"
+                f"{m.abstained:>9}{off_m.n:>5}{off_m.abstained:>10}"
             )
             separation.append((name, on_conf, off_conf))
         print()

@@ -1,4 +1,10 @@
-"""Evaluation of batch answers against expected answers, and a self-contained HTML report.
+"""Evaluation: the one place retrieval figures are computed, and a self-contained HTML report.
+
+:func:`metrics` turns the rank of the first right passage per question (and, optionally,
+whether each question was answered) into hit@1, hit@k, MRR, abstain rate and answered-but-wrong
+counts. Everything that reports such figures goes through it: :class:`Evaluation` (``chatbot
+ask`` with expected answers, ``chatbot eval``), :mod:`chatbot.squad` (ranking figures of
+``chatbot eval --baselines`` and bench/quality.py) and the bench scripts.
 
 A passage "matches" when one of the expected strings occurs in it after light normalisation
 (case, whitespace, typographic quotes and dashes, NFKC), because answers are verbatim passages
@@ -16,7 +22,7 @@ import logging
 import os
 import re
 import unicodedata
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,13 +52,103 @@ def _normalized_expected(expected: Iterable[str]) -> list[str]:
     return [e for e in (normalize(x) for x in expected) if e]
 
 
-def matches(passage_text: str, expected: list[str]) -> bool:
+def matches(passage_text: str, expected: Iterable[str]) -> bool:
     """True if any expected string (normalised, non-empty) occurs in the normalised passage."""
+    return match_rank([passage_text], expected) == 1
+
+
+def match_rank(texts: Iterable[str], expected: Iterable[str]) -> int | None:
+    """1-based rank of the first of ``texts`` that :func:`matches` ``expected``, else None.
+
+    None as well when no expected string is left after normalisation (a blank expected text
+    must not match every passage).
+    """
     wanted = _normalized_expected(expected)
     if not wanted:
-        return False
-    text = normalize(passage_text)
-    return any(w in text for w in wanted)
+        return None
+    for rank, text in enumerate(texts, 1):
+        normalized = normalize(text)
+        if any(w in normalized for w in wanted):
+            return rank
+    return None
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """Figures over ``n`` questions, from the rank of each one's first right passage.
+
+    ``hit1``, ``hitk`` and ``mrr`` are fractions of ``n`` (MRR counts ranks up to ``mrr_k``
+    when :func:`metrics` was given one, else every rank). The counts split the questions by
+    whether they were answered and whether the top passage was right (rank 1).
+    """
+
+    n: int
+    k: int
+    hit1: float
+    hitk: float
+    mrr: float
+    answered_right: int
+    answered_wrong: int
+    abstained_right: int  # abstained, and the top passage was indeed wrong
+    abstained_wrong: int  # abstained although the top passage was right
+
+    @property
+    def abstained(self) -> int:
+        """Questions abstained on."""
+        return self.abstained_right + self.abstained_wrong
+
+    @property
+    def abstain_rate(self) -> float:
+        """Fraction of the questions abstained on."""
+        return self.abstained / self.n if self.n else 0.0
+
+    @property
+    def accuracy(self) -> float:
+        """Fraction handled correctly: answered with a right top passage, or abstained on a
+        wrong one."""
+        return (self.answered_right + self.abstained_right) / self.n if self.n else 0.0
+
+
+def metrics(
+    ranks: Sequence[int | None],
+    k: int,
+    *,
+    answered: Sequence[bool] | None = None,
+    mrr_k: int | None = None,
+) -> Metrics:
+    """hit@1, hit@``k``, MRR (@``mrr_k``, default uncut) and answered/abstained counts.
+
+    ``ranks[i]`` is the 1-based rank of question ``i``'s first right passage (None: none was
+    right); ``answered[i]`` says whether it was answered rather than abstained on (default:
+    every question answered, as for a plain ranking). Rates are 0.0 when there are no ranks.
+    """
+    n = len(ranks)
+    flags: Sequence[bool] = [True] * n if answered is None else answered
+    if len(flags) != n:
+        raise ValueError(f"{n} ranks but {len(flags)} answered flags")
+
+    def rate(count: float) -> float:
+        return count / n if n else 0.0
+
+    reciprocal = sum(1.0 / r for r in ranks if r is not None and (mrr_k is None or r <= mrr_k))
+    top = [r == 1 for r in ranks]
+    return Metrics(
+        n=n,
+        k=k,
+        hit1=rate(sum(top)),
+        hitk=rate(sum(1 for r in ranks if r is not None and r <= k)),
+        mrr=rate(reciprocal),
+        answered_right=sum(1 for a, t in zip(flags, top, strict=True) if a and t),
+        answered_wrong=sum(1 for a, t in zip(flags, top, strict=True) if a and not t),
+        abstained_right=sum(1 for a, t in zip(flags, top, strict=True) if not a and not t),
+        abstained_wrong=sum(1 for a, t in zip(flags, top, strict=True) if not a and t),
+    )
+
+
+# --------------------------------------------------------------------------- batch evaluation
 
 
 @dataclass
@@ -135,21 +231,14 @@ class Evaluation:
         only shown in the report). Only questions with expected answers keep a result, so a
         large batch without them uses no memory here.
         """
-        wanted = _normalized_expected(expected or [])
-        if not wanted:
+        if not _normalized_expected(expected or []):
             self.without_expected += 1
             return None
         passages = record.get("passages") or []
-        rank = None
-        for i, passage in enumerate(passages, 1):
-            if match is not None:
-                hit = match(passage)
-            else:
-                text = normalize(str(passage.get("text", "")))
-                hit = any(w in text for w in wanted)
-            if hit:
-                rank = i
-                break
+        if match is None:
+            rank = match_rank((str(p.get("text", "")) for p in passages), expected or [])
+        else:
+            rank = next((i for i, p in enumerate(passages, 1) if match(p)), None)
         top = passages[0] if passages else {}
         result = QuestionResult(
             id=str(record.get("id", "")),
@@ -164,6 +253,11 @@ class Evaluation:
         self.results.append(result)
         return result
 
+    def metrics(self) -> Metrics:
+        """:func:`metrics` of the results so far (MRR over every rank returned)."""
+        rs = self.results
+        return metrics([r.rank for r in rs], self.k, answered=[r.answered for r in rs])
+
     def summary(self) -> dict[str, Any]:
         """Headline figures; rates are fractions of the questions with expected answers.
 
@@ -171,26 +265,18 @@ class Evaluation:
         the top passage was wrong); ``best_threshold``/``best_accuracy`` say what the abstain
         threshold could have been on this batch.
         """
-        rs = self.results
-        n = len(rs)
-
-        def rate(count: float) -> float:
-            return count / n if n else 0.0
-
-        right = sum(1 for r in rs if r.answered and r.top_match)
-        wrong = sum(1 for r in rs if r.answered and not r.top_match)
-        abstained_ok = sum(1 for r in rs if not r.answered and not r.top_match)
-        best_t, best_acc = best_threshold(rs)
+        m = self.metrics()
+        best_t, best_acc = best_threshold(self.results)
         return {
-            "n": n,
-            "k": self.k,
-            "hit@1": rate(sum(1 for r in rs if r.rank == 1)),
-            "hit@k": rate(sum(1 for r in rs if r.rank is not None and r.rank <= self.k)),
-            "mrr": rate(sum(1.0 / r.rank for r in rs if r.rank)),
-            "abstain_rate": rate(sum(1 for r in rs if not r.answered)),
-            "answered_right": right,
-            "answered_wrong": wrong,
-            "accuracy": rate(right + abstained_ok),
+            "n": m.n,
+            "k": m.k,
+            "hit@1": m.hit1,
+            "hit@k": m.hitk,
+            "mrr": m.mrr,
+            "abstain_rate": m.abstain_rate,
+            "answered_right": m.answered_right,
+            "answered_wrong": m.answered_wrong,
+            "accuracy": m.accuracy,
             "threshold": self.threshold,
             "best_threshold": best_t,
             "best_accuracy": best_acc,
@@ -360,9 +446,12 @@ def write_report(evaluation: Evaluation, path: str, *, title: str = "Batch evalu
 
 __all__ = [
     "Evaluation",
+    "Metrics",
     "QuestionResult",
     "best_threshold",
+    "match_rank",
     "matches",
+    "metrics",
     "normalize",
     "render_html",
     "write_report",

@@ -15,7 +15,9 @@ from chatbot.evaluate import (
     Evaluation,
     QuestionResult,
     best_threshold,
+    match_rank,
     matches,
+    metrics,
     normalize,
     write_report,
 )
@@ -79,6 +81,53 @@ def test_expected_inside_passage_matches(expected: str, before: str, after: str)
 
 
 # --------------------------------------------------------------------------- metrics
+
+
+def test_metrics_on_hand_made_ranks() -> None:
+    """Six questions, k=3; the top passage is right where the rank is 1.
+
+    rank     1     2     None  1     4     None
+    answered yes   yes   yes   no    no    no
+    -> answered right 1, answered wrong 2, abstained on a wrong top 2, on a right top 1
+    """
+    ranks = [1, 2, None, 1, 4, None]
+    m = metrics(ranks, 3, answered=[True, True, True, False, False, False])
+    assert (m.n, m.k) == (6, 3)
+    assert m.hit1 == 2 / 6
+    assert m.hitk == 3 / 6  # ranks 1, 2, 1; rank 4 is beyond k
+    assert m.mrr == pytest.approx((1 + 1 / 2 + 1 + 1 / 4) / 6)  # uncut: rank 4 counts
+    assert (m.answered_right, m.answered_wrong) == (1, 2)
+    assert (m.abstained_right, m.abstained_wrong, m.abstained) == (2, 1, 3)
+    assert m.abstain_rate == 0.5
+    assert m.accuracy == 3 / 6  # answered right + abstained on a wrong top passage
+
+    cut = metrics(ranks, 5, mrr_k=2)  # a plain ranking: every question answered
+    assert cut.hitk == 4 / 6
+    assert cut.mrr == pytest.approx((1 + 1 / 2 + 1) / 6)  # ranks over 2 add nothing
+    assert (cut.answered_right, cut.answered_wrong, cut.abstained) == (2, 4, 0)
+
+    empty = metrics([], 3)
+    assert (empty.n, empty.hit1, empty.hitk, empty.mrr) == (0, 0.0, 0.0, 0.0)
+    assert (empty.abstain_rate, empty.accuracy) == (0.0, 0.0)
+    with pytest.raises(ValueError, match="2 ranks but 1 answered"):
+        metrics([1, None], 3, answered=[True])
+
+
+def test_summary_is_the_metrics_of_the_ranks() -> None:
+    ev = _four_questions()
+    m = metrics([1, 2, None, 1], 3, answered=[True, True, False, False])
+    assert ev.metrics() == m
+    s = ev.summary()
+    assert (s["hit@1"], s["hit@k"], s["mrr"]) == (m.hit1, m.hitk, m.mrr)
+    assert (s["abstain_rate"], s["accuracy"]) == (m.abstain_rate, m.accuracy)
+
+
+def test_match_rank() -> None:
+    texts = ["Nothing here.", "Refunds within 30\u00a0days.", "30 days again"]
+    assert match_rank(texts, ["30 DAYS"]) == 2
+    assert match_rank(texts, ["60 days"]) is None
+    assert match_rank(texts, ["  "]) is None  # blank expected never matches
+    assert match_rank([], ["x"]) is None
 
 
 def _four_questions() -> Evaluation:
