@@ -170,9 +170,7 @@ def render_answer(answer: Answer, threshold: float, more: int = 3) -> str:
 
 def answer_payload(answer: Answer) -> dict[str, Any]:
     """``chatbot ask``'s JSON record for one answer, plus the retrieval query used."""
-    record = answer.to_dict()
-    record["query"] = answer.query or answer.question
-    return record
+    return answer.to_dict(query=True)
 
 
 # ---------------------------------------------------------------- feedback log

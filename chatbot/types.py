@@ -62,6 +62,7 @@ class Hit:
     page: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        """The hit as JSON: one entry of an answer record's ``"passages"``."""
         d = {
             "rank": self.rank,
             "text": self.text,
@@ -89,8 +90,11 @@ class Answer:
     query: str = ""  # the retrieval query actually used (differs for follow-ups)
     id: str = ""
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
+    def to_dict(self, *, query: bool = False) -> dict[str, Any]:
+        """The answer as JSON: one record of ``chatbot ask`` (what :mod:`chatbot.batchio`
+        writes and :mod:`chatbot.evaluate` scores). ``query=True`` adds ``"query"``, the text
+        actually searched (the chat server's ``/ask`` endpoint returns that)."""
+        record: dict[str, Any] = {
             "id": self.id,
             "question": self.question,
             "answered": self.answered,
@@ -98,6 +102,9 @@ class Answer:
             "confidence": round(float(self.confidence), 4),
             "passages": [h.to_dict() for h in self.hits],
         }
+        if query:
+            record["query"] = self.query or self.question
+        return record
 
 
 __all__ = ["Answer", "Document", "Hit", "Passage", "Span", "asdict"]
