@@ -28,13 +28,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from chatbot import service  # noqa: E402
-from chatbot.build import index_files  # noqa: E402
 from chatbot.config import Settings  # noqa: E402
 from chatbot.embedder import get_embedder  # noqa: E402
-from chatbot.evaluate import matches  # noqa: E402
+from chatbot.evaluate import matches, metrics  # noqa: E402
 from chatbot.retrieval import Retriever  # noqa: E402
-from chatbot.squad import covers, write_articles  # noqa: E402
-from chatbot.store import IndexUnusable, load, save  # noqa: E402
+from chatbot.squad import covers, index_articles  # noqa: E402
 
 SQUAD = ROOT.parent / "shared" / "datasets" / "squad-v1.1" / "dev-v1.1.json"
 
@@ -47,26 +45,10 @@ def top_features(r: Retriever, f, tokens, mask: np.ndarray | None = None) -> tup
 
 
 def squad_rows(settings: Settings, keep: Path | None, limit: int | None) -> tuple[list, list]:
+    """Features and labels of the SQuAD dev questions (and their own-article-masked copies)."""
     emb = get_embedder(settings.model)
-    with tempfile.TemporaryDirectory() as tmp:
-        docs = Path(tmp) / "docs"
-        questions = write_articles(SQUAD, docs, limit)
-        base = None
-        if keep is not None and (keep / "manifest.json").exists():
-            try:
-                base = load(keep, emb.name, settings.splitter_settings())
-            except IndexUnusable:
-                base = None
-        index, summary = index_files(
-            [docs],
-            emb,
-            settings.splitter_settings(),
-            base=base,
-            replace_all=True,
-            source_of=lambda p: p.name,
-        )
-        if keep is not None and (summary.added or summary.updated or summary.removed):
-            save(index, keep)
+    built = index_articles(SQUAD, emb, settings.splitter_settings(), limit=limit, keep_index=keep)
+    index, questions = built.index, built.questions
     r = Retriever(index, emb)
     qvecs, qtokens = emb.encode_with_tokens([q.question for q in questions])
     X, y = [], []
@@ -86,6 +68,7 @@ def squad_rows(settings: Settings, keep: Path | None, limit: int | None) -> tupl
 
 
 def k2_rows(settings: Settings) -> tuple[list, list]:
+    """Features and labels of the vitamin K2 dev questions on the default corpus."""
     lines = (ROOT / "bench" / "k2_questions.jsonl").read_text(encoding="utf-8").splitlines()
     rows = [json.loads(line) for line in lines if line.strip()]
     with tempfile.TemporaryDirectory() as tmp:
@@ -124,10 +107,12 @@ def main() -> None:
     p = clf.predict_proba(X)[:, 1] >= settings.threshold
     n = len(ys)
     for name, sl in [("squad", slice(0, n)), ("k2 dev", slice(n, None))]:
-        yy, pp = y[sl], p[sl]
+        # label 1: the top passage is right (rank 1); answered: the model's confidence passes
+        ranks = [1 if label == 1 else None for label in y[sl]]
+        m = metrics(ranks, 1, answered=[bool(a) for a in p[sl]])
         print(
-            f"{name:<8} n={len(yy):>6}  answered&right={np.mean(pp & (yy == 1)):.3f}  "
-            f"answered&wrong={np.mean(pp & (yy == 0)):.3f}  abstained={np.mean(~pp):.3f}"
+            f"{name:<8} n={m.n:>6}  answered&right={m.answered_right / m.n:.3f}  "
+            f"answered&wrong={m.answered_wrong / m.n:.3f}  abstained={m.abstain_rate:.3f}"
         )
 
 

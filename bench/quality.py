@@ -21,10 +21,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from chatbot.batch import format_figures  # noqa: E402
 from chatbot.config import Settings  # noqa: E402
 from chatbot.embedder import get_embedder  # noqa: E402
-from chatbot.squad import run  # noqa: E402
+from chatbot.squad import format_figures, run  # noqa: E402
 
 DEFAULT = ROOT.parent / "shared" / "datasets" / "squad-v1.1" / "dev-v1.1.json"
 

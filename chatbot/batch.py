@@ -1,11 +1,13 @@
 """Batch questions: stream a question file through the retriever, write results, evaluate.
 
-``chatbot ask`` reads questions lazily (:func:`chatbot.batchio.read_questions`), answers them
-a window of ``WINDOW_BATCHES * batch_size`` at a time (one ``Retriever.ask_many`` call per
-window, see :func:`answer_stream`), writes one record per question in input order, and scores
-questions that carry expected answers. Memory is bounded by one window plus one small result
-per question *with* expected answers.
-``chatbot eval`` runs the same evaluation on a SQuAD-format file in a temporary index.
+``chatbot ask`` (:func:`run_batch`) reads questions lazily
+(:func:`chatbot.batchio.read_questions`), answers them a window of
+``WINDOW_BATCHES * batch_size`` at a time (one ``Retriever.ask_many`` call per window, see
+:func:`answer_stream`), writes one ``Answer.to_dict()`` record per question in input order, and
+scores questions that carry expected answers (:class:`chatbot.evaluate.Evaluation`). Memory is
+bounded by one window plus one small result per question *with* expected answers.
+``chatbot eval`` (:func:`run_squad_eval`) prints the same evaluation for a SQuAD-format file,
+indexed into a temporary index by :func:`chatbot.squad.evaluate_answers`.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ import argparse
 import logging
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from itertools import islice
@@ -33,6 +34,7 @@ from .batchio import (
 )
 from .config import Settings
 from .evaluate import Evaluation, write_report
+from .progress import Bar, progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +131,7 @@ class _Reporter:
 
     def __init__(self) -> None:
         self.skipped = 0
-        self.bar: Any = None
+        self.bar: Bar | None = None
 
     def bad(self, message: str) -> None:
         self.skipped += 1
@@ -179,15 +181,14 @@ def run_batch(settings: Settings, args: argparse.Namespace, progress: bool = Fal
                 print(f"resuming {out} after {done} answered questions", file=sys.stderr)
     writer, done = open_writer(fmt, out, resume=args.resume, k=settings.k, scanned=scanned)
     with writer:
-        bar = _bar(progress and not args.quiet)
+        bar = answering_bar(progress and not args.quiet)
         reporter.bar = bar
         try:
             for q, answer in answer_stream(retriever, questions, settings.k, settings.batch_size):
                 record = answer.to_dict()
                 writer.write(record)
                 evaluation.add(record, q.expected)
-                if bar is not None:
-                    bar.update(1)
+                bar.update(1)
         except KeyboardInterrupt:
             if out not in (None, "-"):
                 reporter.say(
@@ -197,8 +198,7 @@ def run_batch(settings: Settings, args: argparse.Namespace, progress: bool = Fal
             raise
         finally:
             reporter.bar = None
-            if bar is not None:
-                bar.close()
+            bar.close()
     elapsed = time.perf_counter() - started
     log.info("answered %d questions in %.1f s", writer.count, elapsed)
     if evaluation.results:
@@ -279,107 +279,19 @@ def _score(retriever: Any, qs: list[Question], evaluation: Evaluation, settings:
         evaluation.add(answer.to_dict(), q.expected)
 
 
-def _bar(enabled: bool, total: int | None = None, desc: str = "answering") -> Any:
-    """A tqdm bar on stderr showing questions/second, or None when disabled."""
-    if not enabled:
-        return None
-    from tqdm import tqdm
-
-    return tqdm(
-        total=total, unit="q", desc=desc, file=sys.stderr, dynamic_ncols=True, smoothing=0.1
-    )
+def answering_bar(enabled: bool, total: int | None = None) -> Bar:
+    """The "answering" bar on stderr (questions/second) when ``enabled``, else a no-op bar."""
+    return progress_bar(total, "answering", "q", enabled, leave=True, smoothing=0.1)
 
 
 # --------------------------------------------------------------------------- SQuAD evaluation
 
 
-def squad_evaluation(
-    path: Path,
-    settings: Settings,
-    *,
-    limit: int | None = None,
-    baselines: bool = False,
-    progress: bool = False,
-    work_dir: Path | None = None,
-) -> tuple[Evaluation, dict[str, Any]]:
-    """Index a SQuAD-format file's articles and evaluate the batch path on its questions.
-
-    A passage is right when it covers at least half of a gold answer span (span matching is
-    stricter than text matching: a short answer like "1998" may occur in unrelated passages).
-    Returns the :class:`Evaluation` and ``info``: counts, timings and, with ``baselines``,
-    :class:`chatbot.squad.RunFigures` for the fused, BM25-only and dense-only rankings.
-    """
-    from .build import index_files
-    from .embedder import get_embedder
-    from .retrieval import Retriever
-    from .squad import baseline_retrievers, covers, evaluate_runs, queries_of, write_articles
-
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: no such file; pass a SQuAD-format JSON file", path=str(path))
-    embedder = get_embedder(settings.model)
-    with tempfile.TemporaryDirectory(prefix="chatbot-eval-", dir=work_dir) as tmp:
-        try:
-            squad = write_articles(path, Path(tmp) / "docs", limit)
-        except (ValueError, KeyError, TypeError) as exc:
-            raise InputError(
-                f"{path}: not a SQuAD-format file ({exc.__class__.__name__}: {exc}); expected "
-                '{"data": [{"title", "paragraphs": [{"context", "qas": [...]}]}]}',
-                path=str(path),
-            ) from None
-        t0 = time.perf_counter()
-        index, _ = index_files(
-            [Path(tmp) / "docs"],
-            embedder,
-            settings.splitter_settings(),
-            batch_size=settings.batch_size,
-            progress=progress,
-            source_of=lambda p: p.name,
-        )
-    index_s = time.perf_counter() - t0
-    retriever = Retriever(
-        index, embedder, threshold=settings.threshold, max_word_chars=settings.max_word_chars
-    )
-    evaluation = Evaluation(threshold=settings.threshold, k=settings.k)
-
-    def expected(sq: Any) -> list[str]:
-        text = index.documents[sq.source].text
-        return list(dict.fromkeys(text[s:e] for s, e in sq.spans))
-
-    stream = (Question(q.id, q.question, expected(q), n) for n, q in enumerate(squad, 1))
-    bar = _bar(progress, total=len(squad))
-    t0 = time.perf_counter()
-    for q, answer in answer_stream(retriever, stream, settings.k, settings.batch_size):
-        sq = squad[q.line - 1]  # ``line`` is the position (SQuAD ids need not be unique)
-        evaluation.add(
-            answer.to_dict(),
-            q.expected,
-            match=lambda p, sq=sq: covers(p["source"], p["start"], p["end"], sq),
-        )
-        if bar is not None:
-            bar.update(1)
-    answer_s = time.perf_counter() - t0
-    if bar is not None:
-        bar.close()
-    info: dict[str, Any] = {
-        "questions": len(squad),
-        "documents": len(index.documents),
-        "passages": len(index.passages),
-        "index_s": index_s,
-        "answer_s": answer_s,
-        "figures": [],
-    }
-    if baselines:
-        queries = queries_of(retriever, squad)
-        encoded = embedder.encode_with_tokens(queries, batch_size=settings.batch_size)
-        runs = {"fused": retriever, **baseline_retrievers(index, embedder)}
-        info["figures"] = evaluate_runs(runs, squad, encoded, queries=queries)
-    return evaluation, info
-
-
 def run_squad_eval(settings: Settings, args: argparse.Namespace, progress: bool = False) -> int:
     """``chatbot eval``: index a SQuAD-format file into a temporary index and print figures."""
-    evaluation, info = squad_evaluation(
+    from .squad import evaluate_answers, format_figures
+
+    evaluation, info = evaluate_answers(
         Path(args.file),
         settings,
         limit=args.limit,
@@ -403,28 +315,11 @@ def run_squad_eval(settings: Settings, args: argparse.Namespace, progress: bool 
     return 0
 
 
-def format_figures(figures: Iterable[Any], timings: dict[str, float] | None = None) -> str:
-    """A plain table of ranking figures (hit@1, hit@5, MRR@10) per retrieval run, after a line
-    of counts and timings when ``timings`` (from :func:`chatbot.squad.run`) is given."""
-    lines = []
-    if timings is not None:
-        lines.append(
-            f"{timings['questions']:.0f} questions, {timings['passages']:.0f} passages; "
-            f"indexing {timings['index_s']:.1f} s, "
-            f"question embedding {timings['embed_questions_s']:.1f} s"
-        )
-    lines.append(f"{'run':<12}{'hit@1':>8}{'hit@5':>8}{'MRR@10':>8}{'mean len':>10}")
-    for f in figures:
-        lines.append(f"{f.name:<12}{f.hit1:>8.3f}{f.hit5:>8.3f}{f.mrr10:>8.3f}{f.mean_len:>10.0f}")
-    return "\n".join(lines)
-
-
 __all__: list[str] = [
     "BatchArgumentParser",
     "answer_stream",
-    "format_figures",
+    "answering_bar",
     "output_format",
     "run_batch",
     "run_squad_eval",
-    "squad_evaluation",
 ]

@@ -1,27 +1,48 @@
-"""Span-level retrieval evaluation on SQuAD-format files (documents + questions + answer spans)."""
+"""SQuAD-format files: the one "index the articles, then evaluate" flow.
+
+Each article becomes one ``.txt`` document (title line, paragraphs joined by a blank line) and
+each question keeps its gold answer spans in that document; a passage is right for a question
+when it covers at least half of a gold span (:func:`covers`). :func:`index_articles` builds
+the index; on it, :func:`evaluate_answers` scores the ``chatbot ask`` batch path
+(``chatbot eval``) and :func:`evaluate_runs` the rankings of the fused, BM25-only and
+dense-only retrievers (``chatbot eval --baselines``, bench/quality.py). bench/calibrate.py
+uses :func:`index_articles` for its training data. Figures come from
+:func:`chatbot.evaluate.metrics`.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
 import re
+import tempfile
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from .batch import answer_stream, answering_bar
+from .batchio import InputError, Question
 from .build import index_files
-from .embedder import Embedder, TokenVectors
+from .config import Settings
+from .embedder import Embedder, TokenVectors, get_embedder
+from .evaluate import Evaluation, metrics
 from .index import Index
 from .retrieval import Fusion, Retriever
 from .store import IndexUnusable, load, save
 
 log = logging.getLogger(__name__)
 
+SQUAD_SHAPE = '{"data": [{"title", "paragraphs": [{"context", "qas": [...]}]}]}'
+
 
 @dataclass
 class SquadQuestion:
+    """A SQuAD question with its gold answer spans in the article's written document."""
+
     id: str
     question: str
     source: str
@@ -30,6 +51,8 @@ class SquadQuestion:
 
 @dataclass
 class RunFigures:
+    """Ranking figures of one retrieval run (see :func:`evaluate_runs`)."""
+
     name: str
     n: int = 0
     hit1: float = 0.0
@@ -39,11 +62,34 @@ class RunFigures:
     ranks: list[int | None] = field(default_factory=list)
 
 
+@dataclass
+class SquadIndex:
+    """The index of a SQuAD file's articles, its questions and the seconds indexing took."""
+
+    index: Index
+    questions: list[SquadQuestion]
+    index_s: float
+
+
 def write_articles(
     squad_file: Path, out_dir: Path, limit: int | None = None
 ) -> list[SquadQuestion]:
-    """Write each article as one .txt document (title line, paragraphs joined by a blank line)."""
-    data = json.loads(Path(squad_file).read_text(encoding="utf-8"))["data"]
+    """Write each article as one .txt document (title line, paragraphs joined by a blank line).
+
+    Raises :class:`~chatbot.batchio.InputError` if the file is not in SQuAD format.
+    """
+    try:
+        return _write_articles(Path(squad_file), out_dir, limit)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InputError(
+            f"{squad_file}: not a SQuAD-format file ({exc.__class__.__name__}: {exc}); "
+            f"expected {SQUAD_SHAPE}",
+            path=str(squad_file),
+        ) from None
+
+
+def _write_articles(squad_file: Path, out_dir: Path, limit: int | None) -> list[SquadQuestion]:
+    data = json.loads(squad_file.read_text(encoding="utf-8"))["data"]
     out_dir.mkdir(parents=True, exist_ok=True)
     questions: list[SquadQuestion] = []
     for n, article in enumerate(data[:limit] if limit else data):
@@ -72,6 +118,61 @@ def covers(hit_source: str, start: int, end: int, q: SquadQuestion) -> bool:
     return any(min(end, e) - max(start, s) >= (e - s) / 2 for s, e in q.spans)
 
 
+def index_articles(
+    squad_file: Path,
+    embedder: Embedder,
+    splitter: dict,
+    *,
+    work_dir: Path | None = None,
+    limit: int | None = None,
+    keep_index: Path | None = None,
+    batch_size: int = 64,
+    progress: bool = False,
+) -> SquadIndex:
+    """Write the articles of ``squad_file`` as documents and index them.
+
+    The documents go to ``work_dir/docs`` (default: a temporary folder, removed once they
+    are indexed; the index holds their text). With ``keep_index`` the built index is saved
+    there and reused by later runs with the same model, splitter and articles (content hashes
+    decide, as for any index).
+    """
+    if work_dir is None:
+        with tempfile.TemporaryDirectory(prefix="chatbot-squad-") as tmp:
+            return index_articles(
+                squad_file,
+                embedder,
+                splitter,
+                work_dir=Path(tmp),
+                limit=limit,
+                keep_index=keep_index,
+                batch_size=batch_size,
+                progress=progress,
+            )
+    docs_dir = work_dir / "docs"
+    questions = write_articles(squad_file, docs_dir, limit)
+    base = None
+    if keep_index is not None and (keep_index / "manifest.json").exists():
+        try:
+            base = load(keep_index, embedder.name, splitter)
+        except IndexUnusable:
+            base = None
+    t0 = time.perf_counter()
+    index, summary = index_files(
+        [docs_dir],
+        embedder,
+        splitter,
+        base=base,
+        replace_all=True,
+        batch_size=batch_size,
+        progress=progress,
+        source_of=lambda p: p.name,
+    )
+    index_s = time.perf_counter() - t0
+    if keep_index is not None and (summary.added or summary.updated or summary.removed):
+        save(index, keep_index)
+    return SquadIndex(index, questions, index_s)
+
+
 def evaluate_runs(
     retrievers: dict[str, Retriever],
     questions: list[SquadQuestion],
@@ -79,7 +180,7 @@ def evaluate_runs(
     k: int = 10,
     queries: list[str] | None = None,
 ) -> list[RunFigures]:
-    """hit@1, hit@5, MRR@10 and mean passage length for each named retriever.
+    """hit@1, hit@5, MRR@10 and mean passage length (top 5) for each named retriever.
 
     ``encoded`` is ``Embedder.encode_with_tokens`` of the queries searched, ``queries`` (the
     questions after spelling correction, see :func:`queries_of`).
@@ -95,11 +196,8 @@ def evaluate_runs(
             rank = next((h.rank for h in ans.hits if covers(h.source, h.start, h.end, q)), None)
             fig.ranks.append(rank)
             lengths.extend(len(h.text) for h in ans.hits[:5])
-        ranks = fig.ranks
-        fig.n = len(ranks)
-        fig.hit1 = sum(1 for x in ranks if x == 1) / max(fig.n, 1)
-        fig.hit5 = sum(1 for x in ranks if x is not None and x <= 5) / max(fig.n, 1)
-        fig.mrr10 = sum(1 / x for x in ranks if x is not None and x <= 10) / max(fig.n, 1)
+        m = metrics(fig.ranks, 5, mrr_k=10)
+        fig.n, fig.hit1, fig.hit5, fig.mrr10 = m.n, m.hit1, m.hitk, m.mrr
         fig.mean_len = float(np.mean(lengths)) if lengths else 0.0
         results.append(fig)
     return results
@@ -134,32 +232,21 @@ def run(
     progress: bool = False,
     keep_index: Path | None = None,
 ) -> tuple[list[RunFigures], dict[str, float]]:
-    """Index the articles of ``squad_file`` and evaluate fused, BM25-only and dense-only runs.
+    """Index the articles of ``squad_file`` and rank their questions with the fused and (with
+    ``baselines``) the BM25-only and dense-only retrievers: bench/quality.py's figures.
 
-    With ``keep_index`` the built index is saved there and reused by later runs with the same
-    model, splitter and articles (content hashes decide, as for any index).
+    Returns the :class:`RunFigures` per run and counts and timings for :func:`format_figures`.
     """
-    docs_dir = work_dir / "docs"
-    questions = write_articles(squad_file, docs_dir, limit)
-    base = None
-    if keep_index is not None and (keep_index / "manifest.json").exists():
-        try:
-            base = load(keep_index, embedder.name, splitter)
-        except IndexUnusable:
-            base = None
-    t0 = time.perf_counter()
-    index, summary = index_files(
-        [docs_dir],
+    built = index_articles(
+        squad_file,
         embedder,
         splitter,
-        base=base,
-        replace_all=True,
+        work_dir=work_dir,
+        limit=limit,
+        keep_index=keep_index,
         progress=progress,
-        source_of=lambda p: p.name,
     )
-    t_index = time.perf_counter() - t0
-    if keep_index is not None and (summary.added or summary.updated or summary.removed):
-        save(index, keep_index)
+    index, questions = built.index, built.questions
     t0 = time.perf_counter()
     retrievers = {"fused": Retriever(index, embedder, fusion=fusion)}
     queries = queries_of(retrievers["fused"], questions)
@@ -170,10 +257,111 @@ def run(
     t0 = time.perf_counter()
     figures = evaluate_runs(retrievers, questions, encoded, queries=queries)
     timings = {
-        "index_s": t_index,
+        "index_s": built.index_s,
         "embed_questions_s": t_embed,
         "rank_s": time.perf_counter() - t0,
         "passages": len(index.passages),
         "questions": len(questions),
     }
     return figures, timings
+
+
+def evaluate_answers(
+    path: Path,
+    settings: Settings,
+    *,
+    limit: int | None = None,
+    baselines: bool = False,
+    progress: bool = False,
+) -> tuple[Evaluation, dict[str, Any]]:
+    """Index a SQuAD-format file's articles and evaluate the batch path on its questions
+    (``chatbot eval``).
+
+    Every question goes through :func:`chatbot.batch.answer_stream`, as in ``chatbot ask``,
+    with the settings' ``k``, threshold and batch size. A passage is right when it covers a
+    gold span (span matching is stricter than text matching: a short answer like "1998" may
+    occur in unrelated passages); the gold texts are the expected answers the report shows.
+    Returns the :class:`~chatbot.evaluate.Evaluation` and ``info``: counts, timings and,
+    with ``baselines``, the :class:`RunFigures` of the fused, BM25-only and dense-only
+    rankings.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file; pass a SQuAD-format JSON file", path=str(path))
+    embedder = get_embedder(settings.model)
+    built = index_articles(
+        path,
+        embedder,
+        settings.splitter_settings(),
+        limit=limit,
+        batch_size=settings.batch_size,
+        progress=progress,
+    )
+    index, squad = built.index, built.questions
+    retriever = Retriever(
+        index, embedder, threshold=settings.threshold, max_word_chars=settings.max_word_chars
+    )
+    evaluation = Evaluation(threshold=settings.threshold, k=settings.k)
+
+    def expected(sq: SquadQuestion) -> list[str]:
+        text = index.documents[sq.source].text
+        return list(dict.fromkeys(text[s:e] for s, e in sq.spans))
+
+    stream = (Question(q.id, q.question, expected(q), n) for n, q in enumerate(squad, 1))
+    t0 = time.perf_counter()
+    with answering_bar(progress, total=len(squad)) as bar:
+        for q, answer in answer_stream(retriever, stream, settings.k, settings.batch_size):
+            sq = squad[q.line - 1]  # ``line`` is the position (SQuAD ids need not be unique)
+            evaluation.add(
+                answer.to_dict(),
+                q.expected,
+                match=lambda p, sq=sq: covers(p["source"], p["start"], p["end"], sq),
+            )
+            bar.update(1)
+    answer_s = time.perf_counter() - t0
+    info: dict[str, Any] = {
+        "questions": len(squad),
+        "documents": len(index.documents),
+        "passages": len(index.passages),
+        "index_s": built.index_s,
+        "answer_s": answer_s,
+        "figures": [],
+    }
+    if baselines:
+        queries = queries_of(retriever, squad)
+        encoded = embedder.encode_with_tokens(queries, batch_size=settings.batch_size)
+        runs = {"fused": retriever, **baseline_retrievers(index, embedder)}
+        info["figures"] = evaluate_runs(runs, squad, encoded, queries=queries)
+    return evaluation, info
+
+
+def format_figures(figures: Iterable[RunFigures], timings: dict[str, float] | None = None) -> str:
+    """A plain table of ranking figures (hit@1, hit@5, MRR@10) per retrieval run, after a line
+    of counts and timings when ``timings`` (from :func:`run`) is given."""
+    lines = []
+    if timings is not None:
+        lines.append(
+            f"{timings['questions']:.0f} questions, {timings['passages']:.0f} passages; "
+            f"indexing {timings['index_s']:.1f} s, "
+            f"question embedding {timings['embed_questions_s']:.1f} s"
+        )
+    lines.append(f"{'run':<12}{'hit@1':>8}{'hit@5':>8}{'MRR@10':>8}{'mean len':>10}")
+    for f in figures:
+        lines.append(f"{f.name:<12}{f.hit1:>8.3f}{f.hit5:>8.3f}{f.mrr10:>8.3f}{f.mean_len:>10.0f}")
+    return "\n".join(lines)
+
+
+__all__ = [
+    "RunFigures",
+    "SquadIndex",
+    "SquadQuestion",
+    "baseline_retrievers",
+    "covers",
+    "evaluate_answers",
+    "evaluate_runs",
+    "format_figures",
+    "index_articles",
+    "queries_of",
+    "run",
+    "write_articles",
+]
