@@ -8,19 +8,22 @@ scores questions that carry expected answers (:class:`chatbot.evaluate.Evaluatio
 bounded by one window plus one small result per question *with* expected answers.
 ``chatbot eval`` (:func:`run_squad_eval`) prints the same evaluation for a SQuAD-format file,
 indexed into a temporary index by :func:`chatbot.squad.evaluate_answers`.
+
+The command line parses the flags; these functions take :class:`AskOptions` and
+:class:`EvalOptions`, with ``k``, the threshold, the index and the model in the settings.
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import sys
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 from .batchio import (
     STDIN_NAME,
@@ -41,19 +44,37 @@ log = logging.getLogger(__name__)
 MAX_WARNINGS = 50  # skipped-line warnings printed one by one; the rest are only counted
 
 
-class BatchArgumentParser(argparse.ArgumentParser):
-    """Parser class for ``ask``/``eval``: a usage error is one ``Error:`` line and exit 1."""
+@dataclass(frozen=True)
+class AskOptions:
+    """What ``chatbot ask`` does besides answering (``k`` and the threshold are settings).
 
-    def error(self, message: str) -> NoReturn:
-        self.exit(1, f"Error: {message}; see `{self.prog} --help`\n")
+    ``file`` is the question file (``'-'``: stdin); ``out`` the result file (None or ``'-'``:
+    stdout); ``fmt`` the output format (None: from ``out``, see :func:`output_format`);
+    ``input_format`` the question file format (None: from its extension); ``report`` an HTML
+    evaluation report to write; ``quiet`` drops the progress bar and the stderr summary.
+    """
 
-    def parse_known_args(  # type: ignore[override]
-        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
-    ) -> tuple[argparse.Namespace, list[str]]:
-        ns, extra = super().parse_known_args(args, namespace)
-        if extra:  # otherwise the top-level parser reports them, with exit code 2
-            self.error(f"unrecognized arguments: {' '.join(extra)}")
-        return ns, extra
+    file: str
+    out: str | None = None
+    fmt: str | None = None
+    input_format: str | None = None
+    skip_bad: bool = False
+    resume: bool = False
+    report: str | None = None
+    quiet: bool = False
+
+
+@dataclass(frozen=True)
+class EvalOptions:
+    """What ``chatbot eval`` evaluates: the SQuAD-format ``file``, only its first ``limit``
+    articles (None: all), ``baselines`` adds the BM25-only and dense-only rankings,
+    ``report`` an HTML report to write, ``quiet`` drops the "report written" line."""
+
+    file: str
+    limit: int | None = None
+    baselines: bool = False
+    report: str | None = None
+    quiet: bool = False
 
 
 # --------------------------------------------------------------------------- answering
@@ -147,28 +168,33 @@ class _Reporter:
             print(text, file=sys.stderr)
 
 
-def run_batch(settings: Settings, args: argparse.Namespace, progress: bool = False) -> int:
-    """``chatbot ask``: answer every question in input order; exit 2 if lines were skipped."""
+def run_batch(settings: Settings, options: AskOptions, progress: bool = False) -> int:
+    """``chatbot ask``: answer every question in input order; exit 2 if lines were skipped.
+
+    ``progress`` shows a bar (the caller enables it on a terminal, unless ``quiet``).
+    """
     from .service import open_retriever
 
-    out = args.out
-    fmt = output_format(args.format, out)
-    if _same_file(args.file, out):
+    out = options.out
+    fmt = output_format(options.fmt, out)
+    if _same_file(options.file, out):
         raise InputError(f"--out {out} is the question file itself; choose another output file")
     reporter = _Reporter()
     questions = iter(
-        read_questions(args.file, args.input_format, skip_bad=args.skip_bad, on_bad=reporter.bad)
+        read_questions(
+            options.file, options.input_format, skip_bad=options.skip_bad, on_bad=reporter.bad
+        )
     )
     retriever = open_retriever(settings)
     evaluation = Evaluation(threshold=settings.threshold, k=settings.k)
     started = time.perf_counter()
     scanned = None
-    if args.resume and out not in (None, "-"):
+    if options.resume and out not in (None, "-"):
         # Every written record is checked against the input before the file is touched.
         scanned = scan_output(fmt, out, settings.k)
         done = scanned[0]
         if done:
-            name = STDIN_NAME if args.file == "-" else args.file
+            name = STDIN_NAME if options.file == "-" else options.file
             replayed = _replay(out, fmt, done, questions, evaluation, retriever, settings, name)
             if replayed < done:
                 log.warning(
@@ -177,11 +203,11 @@ def run_batch(settings: Settings, args: argparse.Namespace, progress: bool = Fal
                     done,
                     replayed,
                 )
-            elif not args.quiet:
+            elif not options.quiet:
                 print(f"resuming {out} after {done} answered questions", file=sys.stderr)
-    writer, done = open_writer(fmt, out, resume=args.resume, k=settings.k, scanned=scanned)
+    writer, done = open_writer(fmt, out, resume=options.resume, k=settings.k, scanned=scanned)
     with writer:
-        bar = answering_bar(progress and not args.quiet)
+        bar = answering_bar(progress and not options.quiet)
         reporter.bar = bar
         try:
             for q, answer in answer_stream(retriever, questions, settings.k, settings.batch_size):
@@ -202,16 +228,16 @@ def run_batch(settings: Settings, args: argparse.Namespace, progress: bool = Fal
     elapsed = time.perf_counter() - started
     log.info("answered %d questions in %.1f s", writer.count, elapsed)
     if evaluation.results:
-        if not args.quiet:
+        if not options.quiet:
             print(evaluation.format_text(), file=sys.stderr)
-    elif args.report:
+    elif options.report:
         log.warning("no question had an expected answer; the report shows no figures")
-    if args.report:
-        write_report(evaluation, args.report, title=f"Batch evaluation: {args.file}")
-        if not args.quiet:
-            print(f"report written to {args.report}", file=sys.stderr)
+    if options.report:
+        write_report(evaluation, options.report, title=f"Batch evaluation: {options.file}")
+        if not options.quiet:
+            print(f"report written to {options.report}", file=sys.stderr)
     if reporter.skipped:
-        if not args.quiet:
+        if not options.quiet:
             print(f"skipped {reporter.skipped} bad lines", file=sys.stderr)
         return 2
     return 0
@@ -287,15 +313,15 @@ def answering_bar(enabled: bool, total: int | None = None) -> Bar:
 # --------------------------------------------------------------------------- SQuAD evaluation
 
 
-def run_squad_eval(settings: Settings, args: argparse.Namespace, progress: bool = False) -> int:
+def run_squad_eval(settings: Settings, options: EvalOptions, progress: bool = False) -> int:
     """``chatbot eval``: index a SQuAD-format file into a temporary index and print figures."""
     from .squad import evaluate_answers, format_figures
 
     evaluation, info = evaluate_answers(
-        Path(args.file),
+        Path(options.file),
         settings,
-        limit=args.limit,
-        baselines=args.baselines,
+        limit=options.limit,
+        baselines=options.baselines,
         progress=progress,
     )
     rate = info["questions"] / info["answer_s"] if info["answer_s"] > 0 else 0.0
@@ -308,15 +334,16 @@ def run_squad_eval(settings: Settings, args: argparse.Namespace, progress: bool 
     if info["figures"]:
         print()
         print(format_figures(info["figures"]))
-    if args.report:
-        write_report(evaluation, args.report, title=f"SQuAD evaluation: {args.file}")
-        if not args.quiet:
-            print(f"report written to {args.report}", file=sys.stderr)
+    if options.report:
+        write_report(evaluation, options.report, title=f"SQuAD evaluation: {options.file}")
+        if not options.quiet:
+            print(f"report written to {options.report}", file=sys.stderr)
     return 0
 
 
 __all__: list[str] = [
-    "BatchArgumentParser",
+    "AskOptions",
+    "EvalOptions",
     "answer_stream",
     "answering_bar",
     "output_format",

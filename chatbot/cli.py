@@ -1,20 +1,51 @@
-"""The ``chatbot`` command line: parse input, call the library, turn errors into messages."""
+"""The ``chatbot`` command line: parse input, call the library, turn errors into messages.
+
+Argument parsing lives here only: the handlers turn the flags into ``Settings`` and typed
+options (:class:`~chatbot.batch.AskOptions`, :class:`~chatbot.batch.EvalOptions`) for the
+library. Every usage error, for every command, is one ``Error: ...`` line on stderr naming
+the problem and pointing to ``--help``, with exit code 1 (2 means "some files or lines
+failed"); ``--help`` and ``--version`` exit 0.
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
 import sys
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
 
 from . import __version__
 from .config import Settings
+
+if TYPE_CHECKING:
+    from .batch import AskOptions, EvalOptions
 
 log = logging.getLogger("chatbot")
 
 
 class UsageError(ValueError):
-    """Bad command-line input."""
+    """Bad command-line input found after parsing (e.g. ``-k 0``)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one ``Error:`` line and exit code 1.
+
+    Sub-command parsers are of the same class (argparse creates them with the parent's
+    class), so this holds for every command.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(1, f"Error: {message}; see `{self.prog} --help`\n")
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        ns, extra = super().parse_known_args(args, namespace)
+        if extra:  # reported by the innermost command, whose --help lists its flags
+            self.error(f"unrecognized arguments: {' '.join(extra)}")
+        return ns, extra
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -25,7 +56,8 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    """The ``chatbot`` parser with its sub-commands (all :class:`_Parser`)."""
+    parser = _Parser(
         prog="chatbot",
         description="Answer questions about your documents with verbatim passages.",
     )
@@ -71,8 +103,6 @@ def build_parser() -> argparse.ArgumentParser:
     ]:
         _common(isub.add_parser(name, help=help_))
 
-    from .batch import BatchArgumentParser  # ask/eval usage errors: one "Error:" line, exit 1
-
     ask = sub.add_parser(
         "ask",
         help="answer a file of questions (JSON Lines or CSV out), evaluate expected answers",
@@ -82,7 +112,6 @@ def build_parser() -> argparse.ArgumentParser:
         "hit@1, hit@k, MRR, abstain rate and wrong answers are printed to stderr. "
         "Exit codes: 0 ok, 1 usage or input error, 2 some lines skipped with --skip-bad.",
     )
-    ask.__class__ = BatchArgumentParser
     _common(ask)
     ask.add_argument("file", metavar="FILE", help="questions file ('-' = stdin)")
     ask.add_argument("-k", type=int, help="passages per question (default 3)")
@@ -109,7 +138,6 @@ def build_parser() -> argparse.ArgumentParser:
         "answer its questions and print hit@1, hit@k, MRR, abstain rate and wrong answers. "
         "A passage is right when it covers a gold answer span.",
     )
-    ev.__class__ = BatchArgumentParser
     _common(ev)
     ev.add_argument("file", metavar="FILE.json")
     ev.add_argument("-k", type=int, help="passages per question (default 3)")
@@ -195,24 +223,57 @@ def cmd_index(args: argparse.Namespace) -> int:
     return 2 if summary.failed else 0
 
 
+def ask_options(args: argparse.Namespace) -> AskOptions:
+    """The parsed ``chatbot ask`` flags as :class:`~chatbot.batch.AskOptions`."""
+    from .batch import AskOptions
+
+    return AskOptions(
+        file=args.file,
+        out=args.out,
+        fmt=args.format,
+        input_format=args.input_format,
+        skip_bad=args.skip_bad,
+        resume=args.resume,
+        report=args.report,
+        quiet=args.quiet,
+    )
+
+
+def eval_options(args: argparse.Namespace) -> EvalOptions:
+    """The parsed ``chatbot eval`` flags as :class:`~chatbot.batch.EvalOptions`."""
+    from .batch import EvalOptions
+
+    if args.limit is not None and args.limit < 1:
+        raise UsageError("--limit must be at least 1; see `chatbot eval --help`")
+    return EvalOptions(
+        file=args.file,
+        limit=args.limit,
+        baselines=args.baselines,
+        report=args.report,
+        quiet=args.quiet,
+    )
+
+
+def _answer_settings(args: argparse.Namespace) -> Settings:
+    """Settings with ``-k`` and ``--threshold`` applied (``ask`` and ``eval``)."""
+    settings = _settings(args, k=args.k, threshold=args.threshold)
+    if settings.k < 1:
+        raise UsageError(f"-k must be at least 1; see `chatbot {args.command} --help`")
+    return settings
+
+
 def cmd_ask(args: argparse.Namespace) -> int:
     from .batch import run_batch
 
-    settings = _settings(args, k=args.k, threshold=args.threshold)
-    if settings.k < 1:
-        raise UsageError("-k must be at least 1")
-    return run_batch(settings, args, progress=_progress(args))
+    settings = _answer_settings(args)
+    return run_batch(settings, ask_options(args), progress=_progress(args))
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from .batch import run_squad_eval
 
-    settings = _settings(args, k=args.k, threshold=args.threshold)
-    if settings.k < 1:
-        raise UsageError("-k must be at least 1")
-    if args.limit is not None and args.limit < 1:
-        raise UsageError("--limit must be at least 1")
-    return run_squad_eval(settings, args, progress=_progress(args))
+    settings = _answer_settings(args)
+    return run_squad_eval(settings, eval_options(args), progress=_progress(args))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -493,6 +493,38 @@ def test_usage_errors_exit_1(
     assert err.startswith("Error: ") and err.count("\n") == 1
 
 
+@pytest.mark.parametrize(
+    ("argv", "named", "command"),
+    [
+        (["index", "build", "--bogus"], "--bogus", "chatbot index build"),
+        (["index"], "index_command", "chatbot index"),
+        (["index", "list", "--index"], "--index", "chatbot index list"),
+        (["chat", "--port", "x"], "--port", "chatbot chat"),
+        (["eval", "--limit", "x", "f.json"], "--limit", "chatbot eval"),
+        (["bogus"], "bogus", "chatbot"),
+        (["--bogus"], "--bogus", "chatbot"),
+    ],
+)
+def test_usage_errors_of_every_command_exit_1(
+    capsys: pytest.CaptureFixture[str], argv: list[str], named: str, command: str
+) -> None:
+    """One ``Error:`` line naming the problem and the command's --help, exit 1 (not 2)."""
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 1
+    err = capsys.readouterr().err
+    assert err.startswith("Error: ") and err.count("\n") == 1, err
+    assert named in err and err.rstrip().endswith(f"see `{command} --help`"), err
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["index", "build", "--help"], ["ask", "--help"]])
+def test_help_exits_0(capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 0
+    assert capsys.readouterr().out.startswith("usage: ")
+
+
 # --------------------------------------------------------------------------- progress
 
 
