@@ -1,8 +1,12 @@
-"""Lexical evidence: normalised tokens (case, accents, stems, stopwords) and a BM25 index."""
+"""Lexical evidence: BM25 terms (case, accents, stems, stopwords) and a BM25 index.
+
+Only this module knows bm25s: retrieval asks :class:`LexicalIndex` for scores and IDFs.
+"""
 
 from __future__ import annotations
 
 import logging
+import math
 import re
 import unicodedata
 from functools import lru_cache
@@ -11,6 +15,7 @@ from pathlib import Path
 import bm25s
 import numpy as np
 import Stemmer
+from scipy import sparse
 
 log = logging.getLogger(__name__)
 
@@ -46,10 +51,10 @@ def fold(text: str) -> str:
 
 
 def tokenize(text: str) -> list[str]:
-    """Tokens for BM25: folded, stopwords dropped, Snowball-stemmed.
+    """BM25 terms of ``text``: folded words, stopwords dropped, Snowball-stemmed.
 
-    Hyphenated and letter-digit compounds ("MK-4", "K2") also yield their joined form, so
-    "mk4" and "MK-4" match.
+    Hyphenated compounds ("MK-4", "omega-3") also yield their joined form, so "mk4" and
+    "MK-4" match.
     """
     folded = fold(text)
     words = _TOKEN_RE.findall(folded)
@@ -61,24 +66,80 @@ def tokenize(text: str) -> list[str]:
 
 
 class LexicalIndex:
-    """BM25 over passage token lists (bm25s), rebuilt whole so statistics are never stale."""
+    """BM25 over passage term lists (bm25s, Lucene IDF), rebuilt whole so statistics are never
+    stale. Holds ``size`` passages."""
 
     def __init__(self, retriever: bm25s.BM25, size: int) -> None:
         self.retriever = retriever
         self.size = size
+        self._matrix: sparse.csr_matrix | None = None  # (vocabulary, passages) BM25 weights
+        self._idf: dict[str, float] | None = None
+        n = max(size, 1)
+        # Lucene's IDF, log(1 + (n - df + 0.5) / (df + 0.5)), for a term in no passage and in one
+        self.idf_absent = math.log(1 + (n + 0.5) / 0.5)
+        self.idf_single = math.log(1 + (n - 0.5) / 1.5)
 
     @classmethod
-    def build(cls, token_lists: list[list[str]]) -> LexicalIndex:
+    def build(cls, term_lists: list[list[str]]) -> LexicalIndex:
         retriever = bm25s.BM25(k1=1.2, b=0.75)
-        # Empty token lists would break bm25s; a placeholder token matches no query.
-        retriever.index([t or ["\x00"] for t in token_lists], show_progress=False)
-        return cls(retriever, len(token_lists))
+        # Empty term lists would break bm25s; a placeholder term matches no query.
+        retriever.index([t or ["\x00"] for t in term_lists], show_progress=False)
+        return cls(retriever, len(term_lists))
 
-    def scores(self, tokens: list[str]) -> np.ndarray:
-        """BM25 score of every passage for one tokenised query."""
+    def scores(self, terms: list[str]) -> np.ndarray:
+        """BM25 score of every passage for one query's terms."""
         if not self.size:
             return np.zeros(0, dtype=np.float32)
-        return np.asarray(self.retriever.get_scores(tokens), dtype=np.float32)
+        return np.asarray(self.retriever.get_scores(terms), dtype=np.float32)
+
+    def scores_many(self, term_lists: list[list[str]]) -> np.ndarray:
+        """(queries, passages) BM25 scores of several queries: one sparse product, equal to
+        :meth:`scores` per query (a repeated query term counts each time)."""
+        if self._matrix is None:
+            sc = self.retriever.scores
+            self._matrix = sparse.csr_matrix(
+                (sc["data"], sc["indices"], sc["indptr"]), shape=(len(sc["indptr"]) - 1, self.size)
+            )
+        vocab = self.retriever.vocab_dict
+        rows, cols = [], []
+        for r, terms in enumerate(term_lists):
+            for t in terms:
+                i = vocab.get(t)
+                if i is not None:
+                    rows.append(r)
+                    cols.append(i)
+        query = sparse.csr_matrix(
+            (np.ones(len(rows), np.float32), (rows, cols)),
+            shape=(len(term_lists), self._matrix.shape[0]),
+        )
+        scores = np.asarray((query @ self._matrix).todense(), dtype=np.float32)
+        extra = getattr(self.retriever, "nonoccurrence_array", None)
+        if extra is not None:  # BM25L/BM25+ variants score absent terms too
+            scores += (query @ sparse.csr_matrix(extra.reshape(-1, 1))).toarray()
+        return scores
+
+    def idf(self, term: str, default: float | None = None) -> float:
+        """``term``'s IDF; a term no passage holds gets ``default`` (by default
+        :attr:`idf_absent`, the highest IDF)."""
+        return self.idf_table().get(term, self.idf_absent if default is None else default)
+
+    def idf_table(self) -> dict[str, float]:
+        """IDF of every term some passage holds (computed once)."""
+        if self._idf is None:
+            n = max(self.size, 1)
+            vocab = getattr(self.retriever, "vocab_dict", None) or {}
+            sc = self.retriever.scores
+            indptr = sc.get("indptr") if isinstance(sc, dict) else None
+            if indptr is None:
+                self._idf = {}
+            else:
+                df = np.diff(indptr)  # passages holding each term
+                self._idf = {
+                    t: math.log(1 + (n - df[i] + 0.5) / (df[i] + 0.5))
+                    for t, i in vocab.items()
+                    if i < len(df)
+                }
+        return self._idf
 
     def save(self, path: Path) -> None:
         self.retriever.save(str(path), show_progress=False)
