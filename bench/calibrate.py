@@ -39,9 +39,11 @@ SQUAD = ROOT.parent / "shared" / "datasets" / "squad-v1.1" / "dev-v1.1.json"
 
 def top_features(r: Retriever, f, tokens, mask: np.ndarray | None = None) -> tuple[list, int]:
     """[specific match] of the top candidate (optionally among ``mask``), and its passage."""
-    _, order = r.rank(f, tokens, mask)
-    i = int(f.cand[int(order[0])])
-    return [r.specific_match(tokens, i, f.word_scores.get(i))], i
+    if mask is not None:
+        f = f.select(mask)
+    ranked = r.rank(f, tokens)
+    i = int(f.cand[int(ranked.order[0])])
+    return [r.specific_match(tokens, i, ranked.word_scores.get(i))], i
 
 
 def squad_rows(settings: Settings, keep: Path | None, limit: int | None) -> tuple[list, list]:

@@ -192,7 +192,7 @@ def evaluate_runs(
         fig = RunFigures(name)
         lengths = []
         for q, text, v, t in zip(questions, texts, qvecs, qtokens, strict=False):
-            ans = r.answer_with_vector(q.question, text, v, k, tokens=t)
+            ans = r.answer_with_vector(q.question, text, v, k, token_vectors=t)
             rank = next((h.rank for h in ans.hits if covers(h.source, h.start, h.end, q)), None)
             fig.ranks.append(rank)
             lengths.extend(len(h.text) for h in ans.hits[:5])

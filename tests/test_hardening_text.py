@@ -134,8 +134,8 @@ def test_word_weight_cache_holds_no_long_words(fake_index: Settings) -> None:
         np.zeros((2, 64), np.float32), np.arange(2, dtype=np.int32), ("tea", long_word)
     )
     r.word_weights(q)
-    assert "tea" in r._weights
-    assert long_word not in r._weights
+    assert "tea" in r._weights.cache
+    assert long_word not in r._weights.cache
 
 
 def test_splitter_and_tokens_are_linear_in_a_long_word() -> None:

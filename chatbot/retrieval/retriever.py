@@ -1,0 +1,205 @@
+"""The retriever: runs the stages for a question and decides whether to answer."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..config import ABSTAIN_MESSAGE
+from ..embedder import Embedder, TokenVectors
+from ..index import Index
+from ..lexical import tokenize
+from ..spelling import MAX_WORD_CHARS, Speller
+from ..types import Answer
+from . import candidates, confidence, evidence, ranking
+from .confidence import WordWeights
+from .evidence import Features
+from .presentation import Presenter
+from .ranking import Fusion, PassageTerms, Ranking, TokenMatcher
+
+
+class Retriever:
+    """Answers questions from one loaded :class:`Index` with one embedder.
+
+    Stages: :mod:`.candidates` (dense ∪ BM25), :mod:`.evidence` (their features),
+    :mod:`.ranking` (mix, then token match of the head), :mod:`.confidence` (answer or
+    abstain), :mod:`.presentation` (hits).
+    """
+
+    def __init__(
+        self,
+        index: Index,
+        embedder: Embedder,
+        threshold: float = 0.5,
+        fusion: Fusion = Fusion(),
+        max_word_chars: int = MAX_WORD_CHARS,
+    ) -> None:
+        """``max_word_chars`` (``Settings.max_word_chars``): longer words are never
+        spelling-corrected nor corrected into, and their weights are not cached."""
+        self.index = index
+        self.max_word_chars = max_word_chars
+        self.embedder = embedder
+        self.threshold = threshold
+        self.fusion = fusion
+        passages = index.passages
+        self._nsent = np.fromiter(
+            (len(p.sentences) for p in passages), dtype=np.int64, count=len(passages)
+        )
+        self._weights = WordWeights(index.lexical, max_word_chars)
+        self._matcher = TokenMatcher(
+            index.token_matrix,
+            index.token_start,
+            index.token_counts,
+            PassageTerms(index.terms, passages),
+        )
+        self._presenter = Presenter(passages, index.passage_sentences)
+        self._speller: Speller | None = None
+
+    # ------------------------------------------------------------------------- public API
+
+    def ask(self, question: str, k: int = 3, query: str | None = None) -> Answer:
+        """Answer one question (``query`` overrides the retrieval text, e.g. for follow-ups).
+
+        Misspelt words of the query are corrected first (:mod:`chatbot.spelling`); the
+        answer's ``query`` is the text actually searched.
+        """
+        query = self.spell(query or question)
+        qvecs, token_vectors = self.embedder.encode_with_tokens([query])
+        return self.answer_with_vector(question, query, qvecs[0], k, token_vectors=token_vectors[0])
+
+    def ask_many(
+        self,
+        questions: list[str],
+        k: int = 3,
+        batch_size: int = 64,
+        queries: list[str] | None = None,
+    ) -> list[Answer]:
+        """Answer a batch: questions are embedded, searched and BM25-scored together.
+
+        ``queries`` (one per question) override the retrieval texts, as in :meth:`ask`.
+        """
+        queries = [self.spell(q) for q in (questions if queries is None else queries)]
+        qvecs, token_vectors = self.embedder.encode_with_tokens(queries, batch_size=batch_size)
+        dense_ids = self._dense_search(qvecs)
+        answers: list[Answer] = []
+        for lo in range(0, len(questions), batch_size):
+            part = queries[lo : lo + batch_size]
+            terms = [tokenize(q) for q in part]
+            bm25 = self.index.lexical.scores_many(terms)
+            answers.extend(
+                self.answer_with_vector(
+                    questions[lo + j],
+                    q,
+                    qvecs[lo + j],
+                    k,
+                    token_vectors=token_vectors[lo + j],
+                    dense_ids=dense_ids[lo + j],
+                    lexical=(terms[j], bm25[j]),
+                )
+                for j, q in enumerate(part)
+            )
+        return answers
+
+    def answer_with_vector(
+        self,
+        question: str,
+        query: str,
+        qvec: np.ndarray,
+        k: int,
+        *,
+        token_vectors: TokenVectors,
+        dense_ids: np.ndarray | None = None,
+        lexical: tuple[list[str], np.ndarray] | None = None,
+    ) -> Answer:
+        """Rank passages for an already-embedded query and decide whether to answer.
+
+        ``token_vectors`` are the query's (``Embedder.encode_with_tokens``); ``dense_ids`` its
+        FAISS candidates and ``lexical`` its BM25 terms and scores, when already computed
+        (``ask_many``).
+        """
+        feats = self.features(query, qvec, dense_ids, lexical)
+        if feats is None:
+            return Answer(question, False, ABSTAIN_MESSAGE, 0.0, [], query=query)
+        ranked = self.rank(feats, token_vectors)
+        passage = int(feats.cand[int(ranked.order[0])])
+        specific = self.specific_match(token_vectors, passage, ranked.word_scores.get(passage))
+        conf = confidence.logistic(specific, self.fusion.conf_specific, self.fusion.conf_bias)
+        hits = self._presenter.hits(feats.cand, ranked.scores, ranked.order, qvec, feats.terms, k)
+        answered = conf >= self.threshold
+        return Answer(
+            question=question,
+            answered=answered,
+            answer=hits[0].text if answered else ABSTAIN_MESSAGE,
+            confidence=conf,
+            hits=hits,
+            query=query,
+        )
+
+    def spell(self, query: str) -> str:
+        """``query`` with misspelt words corrected against the indexed documents' words (only
+        with an embedder whose tokenizer tells ordinary words from misspellings)."""
+        known = getattr(self.embedder, "knows_word", None)
+        if known is None:
+            return query
+        if self._speller is None:
+            texts = (d.text for d in self.index.documents.values())
+            self._speller = Speller(texts, max_word_chars=self.max_word_chars)
+        return self._speller.correct(query, known)
+
+    # ------------------------------------------------------------------------- stages
+
+    def _dense_search(self, qvecs: np.ndarray) -> np.ndarray:
+        n = len(self.index.passages)
+        return candidates.dense_search(self.index.faiss_index, qvecs, self.fusion.candidates, n)
+
+    def features(
+        self,
+        query: str,
+        qvec: np.ndarray,
+        dense_ids: np.ndarray | None = None,
+        lexical: tuple[list[str], np.ndarray] | None = None,
+    ) -> Features | None:
+        """Candidate passages (top dense ∪ top BM25) with their evidence; None for an empty
+        index or a blank query. ``dense_ids`` and ``lexical`` (terms, BM25 scores) are
+        computed here unless given."""
+        idx = self.index
+        n = len(idx.passages)
+        if n == 0 or not query.strip():
+            return None
+        if dense_ids is None:
+            dense_ids = self._dense_search(qvec.reshape(1, -1))[0]
+        if lexical is not None:
+            terms, bm25 = lexical
+        else:
+            terms = tokenize(query)
+            bm25 = candidates.bm25_scores(idx.lexical, terms, n)
+        cand = candidates.union(dense_ids, bm25, self.fusion.candidates)
+        return Features(
+            cand,
+            evidence.passage_cosine(idx.vectors, cand, qvec),
+            evidence.best_sentence_cosine(
+                idx.sentence_vectors, idx.sentence_start, self._nsent, cand, qvec
+            ),
+            evidence.ideal_normalised(bm25[cand], (idx.lexical.idf(t) for t in terms)),
+            terms,
+        )
+
+    def rank(self, f: Features, token_vectors: TokenVectors) -> Ranking:
+        """:func:`.ranking.rank` with this retriever's weights and token match."""
+        return ranking.rank(self.fusion, f, lambda ids: self.word_match(token_vectors, ids))
+
+    def word_match(self, q: TokenVectors, passages: np.ndarray) -> np.ndarray:
+        """(question words, passages) token match: :meth:`.ranking.TokenMatcher.word_match`."""
+        return self._matcher.word_match(q, passages)
+
+    def word_weights(self, q: TokenVectors) -> np.ndarray:
+        """How specific each question word is (:class:`.confidence.WordWeights`)."""
+        return self._weights(q.surface)
+
+    def specific_match(
+        self, q: TokenVectors, passage: int, per_word: np.ndarray | None = None
+    ) -> float:
+        """Token match of one passage with the question's words weighted by
+        :meth:`word_weights` (``per_word``: its :meth:`word_match` column, if known)."""
+        if per_word is None:
+            per_word = self.word_match(q, np.array([passage]))[:, 0]
+        return confidence.specific_match(self.word_weights(q), per_word)
