@@ -184,8 +184,7 @@ class SentenceTransformerEmbedder:
         pad = dict.fromkeys(names, 0)
         pad["input_ids"] = tokenizer.pad_token_id or 0
         left = tokenizer.padding_side == "left"
-        for lo in range(0, len(texts), batch_size):
-            idx = order[lo : lo + batch_size]
+        for idx in _batches(order, [len(x) for x in ids], batch_size):
             width = len(ids[idx[0]])
             batch = {n: np.full((len(idx), width), pad[n], dtype=np.int64) for n in names}
             for j, i in enumerate(idx):
@@ -198,6 +197,31 @@ class SentenceTransformerEmbedder:
             with self._lock, torch.inference_mode():  # not re-entrant across threads
                 out = self.model({n: torch.from_numpy(a) for n, a in batch.items()})
             yield idx, out, enc
+
+
+PAD_FREE_WIDTH = 64  # tokens: narrower batches are cut by count only (questions: max 40)
+
+
+def _batches(order: list[int], lengths: list[int], batch_size: int) -> Iterator[list[int]]:
+    """Consecutive runs of ``order`` (text indices, longest first) of at most ``batch_size``.
+
+    A run wider than ``PAD_FREE_WIDTH`` tokens also ends before a text under half its width:
+    otherwise a few short texts after the long ones (a document of one long "word" gives
+    passages of 3 tokens) are padded to the long width, and the forward pass's memory and
+    time grow with rows x width. At most a few extra batches per call (256 -> 128 -> 64).
+    """
+    run: list[int] = []
+    width = 0
+    for i in order:
+        n = lengths[i]
+        if run and (len(run) >= batch_size or (width > PAD_FREE_WIDTH and 2 * n < width)):
+            yield run
+            run = []
+        if not run:
+            width = n
+        run.append(i)
+    if run:
+        yield run
 
 
 def _content_tokens(

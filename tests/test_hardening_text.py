@@ -22,8 +22,8 @@ import pytest
 from chatbot import batchio, service
 from chatbot.batchio import open_writer
 from chatbot.cli import main
-from chatbot.config import Settings
-from chatbot.embedder import FakeEmbedder, TokenVectors
+from chatbot.config import BUNDLED_MODEL, Settings
+from chatbot.embedder import FakeEmbedder, TokenVectors, _batches
 from chatbot.lexical import tokenize
 from chatbot.spelling import Speller
 from chatbot.splitter import sentence_spans
@@ -145,6 +145,47 @@ def test_splitter_and_tokens_are_linear_in_a_long_word() -> None:
     assert all(b.start == a.end for a, b in zip(spans, spans[1:], strict=False))
     assert spans[0].start == 0 and spans[-1].end == len(word)
     assert tokenize(word[:500]) == [word[:500]]  # one BM25 term per passage-sized piece
+
+
+def _sorted_batches(lengths: list[int], batch_size: int = 64) -> list[list[int]]:
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    runs = list(_batches(order, lengths, batch_size))
+    assert [i for run in runs for i in run] == order
+    return runs
+
+
+def test_short_texts_are_not_padded_to_a_long_width() -> None:
+    # The corpus's 18 passages (up to 161 tokens) and a long word's 400 passages of 3 tokens
+    # ([CLS] [UNK] [SEP]): 46 of those were padded to 161 tokens in the first batch.
+    runs = _sorted_batches([161] * 10 + [90] * 8 + [3] * 400)
+    assert [len(r) for r in runs] == [18] + [64] * 6 + [16]
+    # at most 64 tokens wide (every SQuAD question is), batches are cut by count only
+    runs = _sorted_batches([64, 40, 30, 20, 12, 9, 5, 3] * 40)
+    assert [len(r) for r in runs] == [64] * 5
+
+
+@pytest.mark.model
+def test_model_batches_keep_short_texts_apart(monkeypatch: pytest.MonkeyPatch) -> None:
+    from chatbot import embedder as em
+
+    emb = em.get_embedder(BUNDLED_MODEL)
+    seen: list[list[int]] = []
+    original = em._batches
+
+    def spy(order: list[int], lengths: list[int], batch_size: int):  # noqa: ANN202
+        for run in original(order, lengths, batch_size):
+            seen.append([lengths[i] for i in run])
+            yield run
+
+    monkeypatch.setattr(em, "_batches", spy)
+    long_text = "Vitamin K2 activates osteocalcin, which binds calcium in bone. " * 12
+    texts = [long_text, _letters(500), "K2?", _letters(500, seed=2)]
+    vecs, tokens = emb.encode_with_tokens(texts, batch_size=64)
+    assert seen[0][0] > 64 and len(seen[0]) == 1  # the long text alone
+    for text, vec, tv in zip(texts, vecs, tokens, strict=True):
+        alone, (alone_tokens,) = emb.encode_with_tokens([text])
+        np.testing.assert_allclose(vec, alone[0], atol=1e-5)
+        np.testing.assert_allclose(tv.vectors, alone_tokens.vectors, atol=1e-5)
 
 
 # --------------------------------------------------------------------------- 2. --resume
