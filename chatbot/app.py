@@ -13,7 +13,6 @@ import contextlib
 import datetime as _dt
 import fcntl
 import html
-import json
 import logging
 import os
 import shutil
@@ -31,6 +30,7 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 import gradio as gr  # noqa: E402
 
 from . import service  # noqa: E402
+from .batchio import json_line  # noqa: E402
 from .config import ABSTAIN_MESSAGE, Settings  # noqa: E402
 from .conversation import followup_query  # noqa: E402
 from .documents import SUPPORTED_SUFFIXES  # noqa: E402
@@ -182,7 +182,7 @@ def feedback_path(settings: Settings) -> Path:
 
 def append_feedback(path: Path, record: dict[str, Any]) -> None:
     """Append one JSON object as a line, under a thread lock and an exclusive file lock."""
-    line = json.dumps(record, ensure_ascii=False) + "\n"
+    line = json_line(record)  # one line per record, whatever the text holds
     path.parent.mkdir(parents=True, exist_ok=True)
     with _feedback_lock, open(path, "a", encoding="utf-8") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 
+from .lexical import STOPWORDS
+
 _WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)?")
 
 # Openers that mark a question as continuing the previous one.
@@ -34,21 +36,17 @@ _PRONOUNS = _wordset(
     "his one ones"
 )
 
-# Words that carry no topic: question words, auxiliaries, determiners, prepositions and the
-# like. Everything else counts as a content word.
+# Words that carry no topic: the stop words BM25 ignores (chatbot.lexical, the one list),
+# plus words of asking and conversation (question words, modal verbs, "tell", "explain",
+# "okay") and the pronouns above. Everything else counts as a content word.
 _STOPWORDS = (
-    _wordset(
+    STOPWORDS
+    | _wordset(
         """
-    a an the and or but also then so if else than as of in on at to for from by with without
-    about into onto over under after before during between among per via vs versus
-    what whats what's which who whom whose when where why how much many more most less least
-    is are was were be been being am do does did done doing have has had having can could
-    shall should will would may might must ought need needs
-    i me my we us our you your yourself
-    not no nor any some all each every either neither both other another such same
-    very too just only really ever even still again further once here
-    please tell give show say says said know explain describe
-    ok okay well yes so
+    without onto among per via vs versus whats what's much many less least
+    shall may might must ought need needs another every either neither
+    really even still please tell give show say says said know explain describe
+    ok okay well yes
     """
     )
     | _PRONOUNS

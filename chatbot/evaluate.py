@@ -15,16 +15,17 @@ from __future__ import annotations
 
 import base64
 import bisect
-import contextlib
 import html
 import io
 import logging
-import os
 import re
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+from .files import atomic_write
 
 logger = logging.getLogger(__name__)
 
@@ -426,21 +427,9 @@ def render_html(evaluation: Evaluation, *, title: str = "Batch evaluation") -> s
 
 
 def write_report(evaluation: Evaluation, path: str, *, title: str = "Batch evaluation") -> None:
-    """Write the HTML report to ``path`` atomically (temp file in the same folder, then
-    ``os.replace``), so a reader never sees a half-written report."""
-    document = render_html(evaluation, title=title)
-    directory = os.path.dirname(os.path.abspath(path))
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(document)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    """Write the HTML report to ``path`` atomically, so a reader never sees a half-written
+    report."""
+    atomic_write(Path(path), render_html(evaluation, title=title))
     logger.info("wrote evaluation report %s (%d questions)", path, len(evaluation.results))
 
 

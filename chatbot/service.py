@@ -25,7 +25,12 @@ log = logging.getLogger(__name__)
 def open_retriever(settings: Settings) -> Retriever:
     """Load the index (refusing a model/splitter mismatch) and the embedder, once."""
     index = store.load(settings.index_dir, settings.model, settings.splitter_settings())
-    return Retriever(index, get_embedder(settings.model), threshold=settings.threshold)
+    return Retriever(
+        index,
+        get_embedder(settings.model),
+        threshold=settings.threshold,
+        max_word_chars=settings.max_word_chars,
+    )
 
 
 def load_base(settings: Settings, replace: bool = False) -> Index | None:
