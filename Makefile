@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install dev index run test lint audit format bench screenshot clean
+.PHONY: install dev index run test quick lint audit format bench screenshot clean
 
 $(BIN)/.installed: requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,9 @@ audit: dev
 
 test: lint audit
 	$(BIN)/pytest
+
+quick: dev  # the fast tests only (no slow system tests, real model or browser): under a minute
+	$(BIN)/pytest -q -m "not slow and not model and not browser"
 
 bench: dev
 	$(BIN)/python bench/quality.py

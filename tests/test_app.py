@@ -334,6 +334,7 @@ def test_launch_options_bind_locally_without_sharing(fake_index: Settings) -> No
     assert (opts["server_name"], opts["server_port"]) == ("0.0.0.0", 8123)
 
 
+@pytest.mark.slow
 def test_serve_queues_with_concurrency_and_launches_with_options(
     fake_index: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -338,6 +338,7 @@ def _write_lines(path: Path, lines: Iterator[str]) -> None:
             fh.write(line)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["txt", "csv", "jsonl"])
 def test_streaming_memory_stays_small(tmp_path: Path, fmt: str) -> None:
     n = 200_000

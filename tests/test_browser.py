@@ -307,6 +307,7 @@ def test_hostile_document_and_question_render_as_text(hostile_page: Page) -> Non
 # ------------------------------------------------------------------ the named API
 
 
+@pytest.mark.slow
 def test_gradio_client_ask_returns_the_cli_record(real_app, real_retriever) -> None:
     from gradio_client import Client
 
@@ -326,6 +327,7 @@ def test_gradio_client_ask_returns_the_cli_record(real_app, real_retriever) -> N
     client.close()
 
 
+@pytest.mark.slow
 def test_several_users_at_once(real_app, real_retriever) -> None:
     from gradio_client import Client
 

@@ -237,6 +237,7 @@ def _upload(url: str, cookie: str | None = None) -> httpx.Response:
     return httpx.post(f"{url}/gradio_api/upload", files=files, cookies=cookies, timeout=30)
 
 
+@pytest.mark.slow
 def test_upload_route_is_closed_without_an_admin_token(server) -> None:
     url = server()
     reply = _upload(url)
@@ -245,6 +246,7 @@ def test_upload_route_is_closed_without_an_admin_token(server) -> None:
     assert httpx.get(f"{url}/", timeout=30).status_code == 200  # the chat itself is open
 
 
+@pytest.mark.slow
 def test_upload_route_needs_the_token_cookie(server) -> None:
     url = server(admin_token=TOKEN)
     missing = _upload(url)
@@ -258,6 +260,7 @@ def test_upload_route_needs_the_token_cookie(server) -> None:
     assert ok.status_code == 200, ok.text
 
 
+@pytest.mark.slow
 def test_private_temp_folder_is_removed_at_exit(tmp_path: Path) -> None:
     import subprocess
     import sys

@@ -353,6 +353,7 @@ def _snapshot(index_dir: Path) -> tuple:
     )
 
 
+@pytest.mark.slow
 def test_kill_9_during_add_leaves_the_last_good_index(
     fake_settings: Settings, tmp_path: Path
 ) -> None:
@@ -402,6 +403,7 @@ with write_lock(Path(sys.argv[1]), timeout=600):
 """
 
 
+@pytest.mark.slow
 def test_two_writers_are_serialised_by_the_lock(fake_settings: Settings, tmp_path: Path) -> None:
     a, b = tmp_path / "a.txt", tmp_path / "b.txt"
     a.write_text("Apples\n\nApples are rich in fibre and vitamin C.\n")
@@ -466,6 +468,7 @@ def test_live_retriever_picks_up_a_new_index(
     assert build.default_source(extra) not in live.get().index.documents
 
 
+@pytest.mark.slow
 def test_questions_during_writes_always_see_a_whole_index(
     fake_index: Settings, tmp_path: Path
 ) -> None:

@@ -50,6 +50,7 @@ def test_settings_paths_are_relative_to_the_working_directory(
     assert Settings(index="~/idx").index_dir == Path.home() / "idx"
 
 
+@pytest.mark.slow
 def test_importing_the_package_loads_no_model() -> None:
     code = "import sys, chatbot; print('torch' in sys.modules, chatbot.__version__)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
