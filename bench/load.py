@@ -220,7 +220,7 @@ def main() -> int:
     ap.add_argument("--clients", type=int, default=40)
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--add", action="store_true", help="run `chatbot index add` half-way")
-    ap.add_argument("--batch", default="1,16", help="API batch sizes to compare (first = base)")
+    ap.add_argument("--batch", default="1,32", help="API batch sizes to compare (first = base)")
     ap.add_argument("--model", default=Settings().model)
     ap.add_argument("--corpus", default=str(ROOT / "corpus"))
     ap.add_argument("--work", help="keep the work folder here (default: a temporary one)")

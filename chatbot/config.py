@@ -40,7 +40,7 @@ class Settings:
     max_question_chars: int = 2000  # a question (and the previous one, for a follow-up)
     max_word_chars: int = 40  # longer "words" are never spelling-corrected or corrected into
     allow_outside_links: bool = False  # index symlinks that point outside the folder given
-    api_batch_size: int = 16  # concurrent /ask calls embedded together (Gradio batching)
+    api_batch_size: int = 32  # questions answered together (chat and /ask; 1 = each alone)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> Settings:
