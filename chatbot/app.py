@@ -169,8 +169,15 @@ def render_answer(answer: Answer, threshold: float, more: int = 3) -> str:
 
 
 def answer_payload(answer: Answer) -> dict[str, Any]:
-    """``chatbot ask``'s JSON record for one answer, plus the retrieval query used."""
-    return answer.to_dict(query=True)
+    """``chatbot ask``'s JSON record for one answer, plus the retrieval query used.
+
+    A document outside the project is named by its file name only (:func:`display_source`):
+    the API answers over the network and never reveals where files live on the server.
+    """
+    record = answer.to_dict(query=True)
+    for passage in record["passages"]:
+        passage["source"] = display_source(passage["source"])
+    return record
 
 
 # ---------------------------------------------------------------- feedback log

@@ -203,9 +203,16 @@ def test_temp_uploads_are_deleted(fake_index: Settings, tmp_path: Path) -> None:
     assert list(up.iterdir()) == []
 
 
-def test_page_never_shows_server_paths() -> None:
+def test_page_and_api_never_show_server_paths(fake_index: Settings) -> None:
     assert chat_app.display_source("/home/someone/papers/a.pdf") == "a.pdf"
     assert chat_app.display_source("corpus/vitamin_k2.txt") == "corpus/vitamin_k2.txt"
+    app = chat_app.build_app(fake_index)  # its documents live outside the project
+    assert fake_index.corpus_dir.as_posix() not in chat_app.header_html(app.live_retriever)
+    payload = _api(app)("How much calcium do adults need per day?")
+    assert payload["passages"] and all("/" not in p["source"] for p in payload["passages"])
+    history, _, answer = chat_app.chat_turn(app.live_retriever, "calcium per day", [], None)
+    assert answer is not None and answer.hits[0].source.startswith("/")  # the library keeps it
+    assert fake_index.corpus_dir.as_posix() not in history[1]["content"]
 
 
 # ------------------------------------------------------------------ the running server
