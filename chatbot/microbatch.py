@@ -97,8 +97,14 @@ class MicroBatcher(Generic[Req, Res]):
                         s.result = self._run([s.request])[0]
                     except Exception as exc:  # noqa: BLE001 - handed to its own caller
                         s.error = exc
-        for s in batch:
-            s.done = True
+        except BaseException as exc:  # e.g. KeyboardInterrupt: no caller may wait forever
+            for s in batch:
+                if s.error is None:
+                    s.error = exc
+            raise
+        finally:
+            for s in batch:
+                s.done = True
 
     @staticmethod
     def _outcome(slot: _Slot[Req, Res]) -> Res:

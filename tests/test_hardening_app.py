@@ -123,6 +123,16 @@ def test_micro_batcher_isolates_a_failing_request() -> None:
     assert isinstance(out[13], ValueError)
 
 
+def test_micro_batcher_never_leaves_a_caller_waiting_after_a_base_exception() -> None:
+    def run(reqs: Sequence[int]) -> list[int]:
+        raise KeyboardInterrupt
+
+    batcher: MicroBatcher[int, int] = MicroBatcher(run, max_batch=4)
+    with pytest.raises(KeyboardInterrupt):
+        batcher.submit(1)
+    assert not batcher._busy and not batcher._pending
+
+
 def test_batched_answers_equal_single_answers(fake_index: Settings) -> None:
     retriever = service.open_retriever(fake_index)
     requests = [
