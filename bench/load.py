@@ -43,6 +43,7 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 
 from chatbot import service  # noqa: E402
+from chatbot.app import display_source  # noqa: E402
 from chatbot.build import default_source  # noqa: E402
 from chatbot.config import ABSTAIN_MESSAGE, Settings  # noqa: E402
 
@@ -240,8 +241,9 @@ def main() -> int:
         settings = Settings(index=str(base), corpus=str(corpus), model=args.model)
         service.build(settings, replace_all=True)
         index = service.open_retriever(settings).index
-        texts = {d.source: d.text for d in index.documents.values()}
-        texts[default_source(doc)] = EXTRA_DOC
+        # /ask names a document outside the project by its file name only
+        texts = {display_source(d.source): d.text for d in index.documents.values()}
+        texts[display_source(default_source(doc))] = EXTRA_DOC
         questions = [json.loads(line)["question"] for line in QUESTIONS.open(encoding="utf-8")]
 
         idle = None
