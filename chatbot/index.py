@@ -7,8 +7,10 @@ back (the folder layout and the crash-safety rules are in :mod:`chatbot.store`).
 Rows: passage ``i`` has one row in ``vectors``, its sentences are consecutive rows of
 ``sentence_vectors`` from ``sentence_start[i]``, and its content tokens are consecutive rows
 of ``token_vectors`` from ``token_start[i]`` (``token_counts[i]`` of them). The FAISS index
-is never stored: it is a flat inner-product index built from ``vectors`` whenever an Index
-is made (it holds its own copy of the vectors).
+is a flat inner-product index over ``vectors``: the builder makes it from the vectors (it
+holds its own copy of them), the store saves it with each generation and the loader maps
+the saved one instead of building it again. A loaded index's arrays are read-only memory
+maps: code that derives a new index copies the rows it needs and never writes into them.
 """
 
 from __future__ import annotations
@@ -111,8 +113,9 @@ class Index:
     """An in-memory index: everything retrieval needs, plus what a rebuild can reuse.
 
     Made one way, by keyword (``Index(manifest=..., passages=..., ...)``), by the builder
-    and the loader alike; ``sentence_start``, ``token_start`` and the FAISS index are
-    derived from the other fields on construction.
+    and the loader alike; ``sentence_start`` and ``token_start`` are derived from the other
+    fields on construction, and so is the FAISS index unless one over exactly ``vectors``
+    is passed (the loader passes the stored one).
     """
 
     manifest: dict
@@ -129,7 +132,8 @@ class Index:
     path: Path | None = None  # the index folder it was loaded from or saved to
     sentence_start: np.ndarray = field(init=False)  # row of each passage's first sentence
     token_start: np.ndarray = field(init=False)  # row of each passage's first token
-    faiss_index: faiss.Index = field(init=False, repr=False)  # inner product over ``vectors``
+    # inner product over ``vectors``; built from them when not given
+    faiss_index: faiss.Index = field(default=None, repr=False)  # type: ignore[assignment]
     _token_matrix: np.ndarray | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -138,9 +142,13 @@ class Index:
         )
         self.sentence_start = segment_offsets(counts)
         self.token_start = segment_offsets(self.token_counts)
-        self.faiss_index = faiss.IndexFlatIP(self.dim)
-        if len(self.vectors):
-            self.faiss_index.add(np.ascontiguousarray(self.vectors, dtype=np.float32))
+        if self.faiss_index is None:
+            self.faiss_index = flat_index(self.vectors, self.dim)
+        elif self.faiss_index.ntotal != len(self.vectors) or self.faiss_index.d != self.dim:
+            raise ValueError(
+                f"the FAISS index holds {self.faiss_index.ntotal} vectors of dimension "
+                f"{self.faiss_index.d}, not {len(self.vectors)} of dimension {self.dim}"
+            )
 
     def token_matrix(self) -> np.ndarray:
         """``token_vectors`` as float32, converted on first use and kept: converting the rows
@@ -164,6 +172,14 @@ class Index:
         """Sentence vectors of passage ``i``."""
         s = int(self.sentence_start[i])
         return self.sentence_vectors[s : s + len(self.passages[i].sentences)]
+
+
+def flat_index(vectors: np.ndarray, dim: int) -> faiss.Index:
+    """A flat inner-product FAISS index holding a copy of ``vectors``."""
+    index = faiss.IndexFlatIP(dim)
+    if len(vectors):
+        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    return index
 
 
 def segment_offsets(counts: np.ndarray) -> np.ndarray:

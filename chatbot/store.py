@@ -9,10 +9,19 @@ Layout of ``index/``::
                          terms of each passage, one line each), vectors.npy,
                          sentence_vectors.npy, token_vectors.npy + token_counts.npy
                          (contextual vectors of each passage's content tokens, float16),
-                         bm25/
+                         vectors.faiss (the flat inner-product FAISS index over
+                         vectors.npy, written by ``faiss.write_index``), bm25/
     .lock                serialises writers
 
-The FAISS index is not stored; :class:`chatbot.index.Index` builds it from ``vectors.npy``.
+Loading maps the large files instead of reading them: ``vectors.npy``,
+``sentence_vectors.npy`` and ``token_vectors.npy`` with ``np.load(mmap_mode="r")``
+(read-only memmaps) and ``vectors.faiss`` with ``faiss.read_index(IO_FLAG_MMAP_IFC)``
+(the vectors it holds stay in the file; faiss's ``IO_FLAG_MMAP`` and
+``IO_FLAG_READ_ONLY`` would read a flat index's vectors into memory). Start-up therefore
+neither reads the vectors nor rebuilds the FAISS index; pages are read when searched.
+Passages, documents and terms are still read whole (JSON Lines and text). A generation
+that a write replaces stays mapped by the readers that loaded it: on Linux a deleted
+file's pages stay readable while mapped, and the previous generation is kept anyway (4).
 
 Crash safety, the rules every writer follows:
 
@@ -52,6 +61,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import faiss
 import numpy as np
 
 from .files import atomic_write, fsync_dir, is_temp_of
@@ -61,9 +71,10 @@ from .types import Document, Passage, Span
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 2  # 2: token vectors stored
+FORMAT_VERSION = 3  # 2: token vectors stored; 3: FAISS index stored (vectors.faiss)
 MANIFEST = "manifest.json"
 TERMS_FILE = "tokens.txt"  # BM25 terms: one line per passage, space-separated (name kept)
+FAISS_FILE = "vectors.faiss"  # the flat inner-product index over vectors.npy
 
 
 class IndexUnusable(RuntimeError):
@@ -369,6 +380,7 @@ def _write_generation(index: Index, terms: list[list[str]], index_dir: Path, nam
         np.save(tmp / "sentence_vectors.npy", index.sentence_vectors)
         np.save(tmp / "token_vectors.npy", np.asarray(index.token_vectors, dtype=np.float16))
         np.save(tmp / "token_counts.npy", np.asarray(index.token_counts, dtype=np.int64))
+        faiss.write_index(index.faiss_index, str(tmp / FAISS_FILE))
         index.lexical.save(tmp / "bm25")
         for f in tmp.rglob("*"):
             if f.is_file():
@@ -444,9 +456,10 @@ def _load_generation(index_dir: Path, manifest: dict) -> Index:
         with open(gen / "documents.jsonl", encoding="utf-8") as fh:
             docs = [_document(json.loads(line)) for line in fh]
         terms = _read_terms(gen / TERMS_FILE, len(passages))
-        vectors = np.load(gen / "vectors.npy")
-        sentence_vectors = np.load(gen / "sentence_vectors.npy")
-        # Memory-mapped: read in full only when first matched (``Index.token_matrix``).
+        # Memory-mapped, read-only: pages are read when used. Token vectors are read in
+        # full when first matched (``Index.token_matrix``).
+        vectors = np.load(gen / "vectors.npy", mmap_mode="r")
+        sentence_vectors = np.load(gen / "sentence_vectors.npy", mmap_mode="r")
         token_vectors = np.load(gen / "token_vectors.npy", mmap_mode="r")
         token_counts = np.load(gen / "token_counts.npy")
         lexical = LexicalIndex.load(gen / "bm25", len(passages))
@@ -454,23 +467,26 @@ def _load_generation(index_dir: Path, manifest: dict) -> Index:
             raise ValueError(f"vectors.npy has shape {vectors.shape}")
         if len(token_counts) != len(passages) or int(token_counts.sum()) != len(token_vectors):
             raise ValueError("token_vectors.npy does not match token_counts.npy")
+        # The stored flat index, mapped (IO_FLAG_MMAP_IFC: its vectors stay in the file).
+        faiss_index = faiss.read_index(str(gen / FAISS_FILE), faiss.IO_FLAG_MMAP_IFC)
+        return Index(  # checks that the FAISS index matches the vectors
+            manifest=manifest,
+            passages=passages,
+            documents={d.source: d for d in docs},
+            vectors=vectors,
+            sentence_vectors=sentence_vectors,
+            token_vectors=token_vectors,
+            token_counts=token_counts,
+            lexical=lexical,
+            terms=terms,
+            path=index_dir,
+            faiss_index=faiss_index,
+        )
     except (OSError, ValueError, RuntimeError, LookupError, TypeError, AttributeError) as exc:
         raise IndexUnusable(
             f"index at {index_dir} is damaged ({type(exc).__name__}: {exc}); "
             "rebuild with `chatbot index build`"
         ) from None
-    return Index(
-        manifest=manifest,
-        passages=passages,
-        documents={d.source: d for d in docs},
-        vectors=vectors,
-        sentence_vectors=sentence_vectors,
-        token_vectors=token_vectors,
-        token_counts=token_counts,
-        lexical=lexical,
-        terms=terms,
-        path=index_dir,
-    )
 
 
 def _read_terms(path: Path, count: int) -> list[list[str]] | None:
