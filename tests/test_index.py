@@ -136,6 +136,22 @@ def test_token_vectors_are_stored_per_passage(fake_index: Settings) -> None:
         np.testing.assert_allclose(index.token_vectors[s : s + n], tv.vectors, atol=1e-3)
 
 
+def test_fake_late_chunking_embeds_each_span_alone() -> None:
+    from chatbot.embedder import get_embedder
+
+    emb = get_embedder("fake-64")
+    texts = ["Tea — Green\nGreen tea is calming. Black tea is not.", "Nothing here"]
+    spans = [[(12, 32), (33, 51)], []]
+    vecs, tokens, pooled = emb.encode_late(texts, spans)
+    ref_vecs, ref_tokens = emb.encode_with_tokens(texts)
+    np.testing.assert_array_equal(vecs, ref_vecs)
+    assert [t.surface for t in tokens] == [t.surface for t in ref_tokens]
+    np.testing.assert_array_equal(
+        pooled[0], emb.encode(["Green tea is calming.", "Black tea is not."])
+    )
+    assert pooled[1].shape == (0, 64)
+
+
 def test_index_of_an_older_format_is_refused(fake_index: Settings) -> None:
     path = fake_index.index_dir / "manifest.json"
     manifest = json.loads(path.read_text())
