@@ -38,6 +38,13 @@ class Embedder(Protocol):
         self, texts: list[str], batch_size: int = 64
     ) -> tuple[np.ndarray, list[TokenVectors]]: ...
 
+    def encode_late(
+        self, texts: list[str], spans: list[list[tuple[int, int]]], batch_size: int = 64
+    ) -> tuple[np.ndarray, list[TokenVectors], list[np.ndarray]]: ...
+
+
+Spans = list[list[tuple[int, int]]]  # per text, (start, end) character spans into it
+
 
 @dataclass
 class TokenVectors:
@@ -128,23 +135,71 @@ class SentenceTransformerEmbedder:
         The texts are tokenised once, with character offsets (to find each token's word), and
         the model is run on that; the sentence vectors equal :meth:`encode`'s.
         """
+        vecs, tokens, _ = self._encode_tokens(texts, batch_size, None)
+        return vecs, tokens
+
+    def encode_late(
+        self, texts: list[str], spans: Spans, batch_size: int = 64
+    ) -> tuple[np.ndarray, list[TokenVectors], list[np.ndarray]]:
+        """:meth:`encode_with_tokens` plus a vector per character span of each text ("late
+        chunking"): the mean of the text's own last hidden states over the tokens that start
+        inside the span, L2-normalised, so a sentence is read in its passage's context and
+        not embedded again. A span the model did not read to its end (the text was cut at
+        ``max_seq_length`` tokens) is embedded on its own with :meth:`encode`.
+        """
+        vecs, tokens, pooled = self._encode_tokens(texts, batch_size, spans)
+        assert pooled is not None
+        return vecs, tokens, pooled
+
+    def _encode_tokens(
+        self, texts: list[str], batch_size: int, spans: Spans | None
+    ) -> tuple[np.ndarray, list[TokenVectors], list[np.ndarray] | None]:
+        pooled = (
+            None if spans is None else [np.zeros((len(s), self.dim), np.float32) for s in spans]
+        )
+        missing: list[tuple[int, int]] = []  # (text, span) pairs to embed on their own
         if not texts or not self._own_batching():  # no offsets: no tokens
-            return self.encode(texts, batch_size), [TokenVectors.empty(self.dim) for _ in texts]
-        texts = self._model_texts(texts)
-        vecs = np.zeros((len(texts), self.dim), dtype=np.float32)
-        tokens: list[TokenVectors] = [TokenVectors.empty(self.dim)] * len(texts)
-        left = self.model.tokenizer.padding_side == "left"
-        for idx, out, enc in self._forward(texts, batch_size):
-            vecs[idx] = out["sentence_embedding"].float().numpy()
-            emb = out["token_embeddings"].float().numpy()
-            width = emb.shape[1]
-            for j, i in enumerate(idx):
-                shift = width - len(enc["input_ids"][i]) if left else 0
-                rows, words, surface = _content_tokens(
-                    texts[i], enc.word_ids(i), enc["offset_mapping"][i]
-                )
-                tokens[i] = TokenVectors(_normalise_rows(emb[j][rows + shift]), words, surface)
-        return _normalise_rows(vecs), tokens
+            if spans is not None:
+                missing = [(i, k) for i, sp in enumerate(spans) for k in range(len(sp))]
+            vecs = self.encode(texts, batch_size)
+            tokens = [TokenVectors.empty(self.dim) for _ in texts]
+        else:
+            model_texts = self._model_texts(texts)
+            vecs = np.zeros((len(texts), self.dim), dtype=np.float32)
+            tokens = [TokenVectors.empty(self.dim)] * len(texts)
+            left = self.model.tokenizer.padding_side == "left"
+            for idx, out, enc in self._forward(model_texts, batch_size):
+                vecs[idx] = out["sentence_embedding"].float().numpy()
+                emb = out["token_embeddings"].float().numpy()
+                width = emb.shape[1]
+                for j, i in enumerate(idx):
+                    shift = width - len(enc["input_ids"][i]) if left else 0
+                    word_ids = enc.word_ids(i)
+                    rows, words, surface = _content_tokens(
+                        model_texts[i], word_ids, enc["offset_mapping"][i]
+                    )
+                    tokens[i] = TokenVectors(_normalise_rows(emb[j][rows + shift]), words, surface)
+                    if spans is None or pooled is None:
+                        continue
+                    if len(model_texts[i]) != len(texts[i]):  # lower-casing moved offsets
+                        missing.extend((i, k) for k in range(len(spans[i])))
+                        continue
+                    hidden = emb[j][shift : shift + len(word_ids)]
+                    cut = len(word_ids) >= self.model.max_seq_length
+                    offsets = enc["offset_mapping"][i]
+                    for k, ok in enumerate(
+                        _pool_spans(hidden, word_ids, offsets, spans[i], pooled[i], cut)
+                    ):
+                        if not ok:
+                            missing.append((i, k))
+            vecs = _normalise_rows(vecs)
+        if spans is None or pooled is None:
+            return vecs, tokens, None
+        if missing:
+            alone = self.encode([texts[i][slice(*spans[i][k])] for i, k in missing], batch_size)
+            for (i, k), v in zip(missing, alone, strict=True):
+                pooled[i][k] = v
+        return vecs, tokens, pooled
 
     def _own_batching(self) -> bool:
         """Whether :meth:`_forward` reproduces sentence-transformers' ``encode`` for this model:
@@ -224,6 +279,32 @@ def _batches(order: list[int], lengths: list[int], batch_size: int) -> Iterator[
         yield run
 
 
+def _pool_spans(
+    hidden: np.ndarray,
+    word_ids: list[int | None],
+    offsets: list[tuple[int, int]],
+    spans: list[tuple[int, int]],
+    out: np.ndarray,
+    truncated: bool,
+) -> list[bool]:
+    """Fill ``out[k]`` with the normalised mean of ``hidden`` (one row per token) over the
+    tokens starting inside ``spans[k]``; False, and the row left alone, for a span without
+    tokens or (if the text was ``truncated``) one the tokens do not reach the end of."""
+    real = np.fromiter((w is not None for w in word_ids), dtype=bool, count=len(word_ids))
+    starts = np.fromiter((o[0] for o in offsets), dtype=np.int64, count=len(offsets))
+    ends = np.fromiter((o[1] for o in offsets), dtype=np.int64, count=len(offsets))
+    reach = int(ends[real].max()) if real.any() else 0  # the last character the model read
+    done = []
+    for k, (s, e) in enumerate(spans):
+        inside = real & (starts >= s) & (starts < e)
+        ok = bool(inside.any()) and (not truncated or reach >= e)
+        if ok:
+            v = hidden[inside].mean(axis=0)
+            out[k] = v / max(float(np.linalg.norm(v)), 1e-12)
+        done.append(ok)
+    return done
+
+
 def _content_tokens(
     text: str, word_ids: list[int | None], offsets: list[tuple[int, int]]
 ) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
@@ -301,6 +382,18 @@ class FakeEmbedder:
             tokens.append(TokenVectors(vecs, np.arange(len(words), dtype=np.int32), tuple(words)))
         return self.encode(texts), tokens
 
+    def encode_late(
+        self, texts: list[str], spans: Spans, batch_size: int = 64
+    ) -> tuple[np.ndarray, list[TokenVectors], list[np.ndarray]]:
+        """Bag-of-words vectors have no context: each span's vector is its text's
+        :meth:`encode`."""
+        vecs, tokens = self.encode_with_tokens(texts, batch_size)
+        pooled = [
+            self.encode([t[s:e] for s, e in sp]) if sp else np.zeros((0, self.dim), np.float32)
+            for t, sp in zip(texts, spans, strict=True)
+        ]
+        return vecs, tokens, pooled
+
 
 def _hash(word: str) -> int:
     return int.from_bytes(hashlib.blake2b(word.encode(), digest_size=8).digest(), "little")
@@ -333,6 +426,11 @@ class LazyEmbedder:
         self, texts: list[str], batch_size: int = 64
     ) -> tuple[np.ndarray, list[TokenVectors]]:
         return get_embedder(self.name).encode_with_tokens(texts, batch_size=batch_size)
+
+    def encode_late(
+        self, texts: list[str], spans: Spans, batch_size: int = 64
+    ) -> tuple[np.ndarray, list[TokenVectors], list[np.ndarray]]:
+        return get_embedder(self.name).encode_late(texts, spans, batch_size=batch_size)
 
     def knows_word(self, word: str) -> bool:
         knows = getattr(get_embedder(self.name), "knows_word", None)

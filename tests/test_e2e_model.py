@@ -123,3 +123,31 @@ def test_token_vectors_do_not_depend_on_batching(real_retriever) -> None:
     # ... and equal sentence-transformers' own encode (it batches by characters)
     st = emb.model.encode(texts, batch_size=2, normalize_embeddings=True, convert_to_numpy=True)
     np.testing.assert_allclose(emb.encode(texts, batch_size=2, progress=True), st, atol=1e-5)
+
+
+def test_late_chunked_span_vectors_pool_the_texts_own_pass(real_retriever) -> None:
+    """``encode_late``: the same text and token vectors as ``encode_with_tokens``, and per span
+    the normalised mean of the text's own last hidden states over the span's tokens."""
+    import torch
+
+    emb = real_retriever.embedder
+    texts = ["Bones — K2\nVitamin K2 helps bones. Natto is rich in it.", "K2?", "word " * 300]
+    spans = [[(11, 35), (36, 56)], [(0, 3)], [(0, 4), (1400, 1499)]]
+    vecs, tokens, pooled = emb.encode_late(texts, spans, batch_size=2)
+    ref_vecs, ref_tokens = emb.encode_with_tokens(texts)
+    np.testing.assert_allclose(vecs, ref_vecs, atol=1e-5)
+    for tv, ref in zip(tokens, ref_tokens, strict=True):
+        np.testing.assert_allclose(tv.vectors, ref.vectors, atol=1e-5)
+    tok = emb.model.tokenizer
+    for text, text_spans, got in zip(texts[:2], spans[:2], pooled[:2], strict=True):
+        enc = tok(text, return_offsets_mapping=True, return_tensors="pt")
+        offsets = enc.pop("offset_mapping")[0].tolist()
+        with torch.inference_mode():
+            hidden = emb.model(dict(enc))["token_embeddings"][0].numpy()
+        for (s, e), v in zip(text_spans, got, strict=True):
+            rows = [r for r, (a, b) in enumerate(offsets) if b > a and s <= a < e]
+            mean = hidden[rows].mean(axis=0)
+            np.testing.assert_allclose(v, mean / np.linalg.norm(mean), atol=1e-5)
+    # A span past the model's 256 tokens was never read: it is embedded on its own.
+    np.testing.assert_allclose(pooled[2][1], emb.encode([texts[2][1400:1499]])[0], atol=1e-5)
+    assert pooled[2][0] @ emb.encode(["word"])[0] < 0.99  # read in context

@@ -14,6 +14,8 @@ from chatbot.config import Settings
 
 from .conftest import DOCS
 
+BENCH = Path(__file__).resolve().parent.parent / "bench"
+
 
 def test_build_writes_self_describing_index(fake_index: Settings) -> None:
     manifest = json.loads((fake_index.index_dir / "manifest.json").read_text())
@@ -134,6 +136,41 @@ def test_token_vectors_are_stored_per_passage(fake_index: Settings) -> None:
         s, n = int(index.token_start[i]), int(index.token_counts[i])
         assert n == len(tv.vectors) > 0
         np.testing.assert_allclose(index.token_vectors[s : s + n], tv.vectors, atol=1e-3)
+
+
+def test_fake_late_chunking_embeds_each_span_alone() -> None:
+    from chatbot.embedder import get_embedder
+
+    emb = get_embedder("fake-64")
+    texts = ["Tea — Green\nGreen tea is calming. Black tea is not.", "Nothing here"]
+    spans = [[(12, 32), (33, 51)], []]
+    vecs, tokens, pooled = emb.encode_late(texts, spans)
+    ref_vecs, ref_tokens = emb.encode_with_tokens(texts)
+    np.testing.assert_array_equal(vecs, ref_vecs)
+    assert [t.surface for t in tokens] == [t.surface for t in ref_tokens]
+    np.testing.assert_array_equal(
+        pooled[0], emb.encode(["Green tea is calming.", "Black tea is not."])
+    )
+    assert pooled[1].shape == (0, 64)
+
+
+def test_late_chunking_bench_maps_sentences_into_the_match_text(fake_index: Settings) -> None:
+    """bench/late_chunk.py's two derivations give the builder's sentence vectors with the
+    context-free fake embedder: its "again" is the builder's, and its spans into the match
+    text (title and heading first) land on the passages' sentences."""
+    import importlib.util
+
+    from chatbot.embedder import get_embedder
+
+    spec = importlib.util.spec_from_file_location("late_chunk", BENCH / "late_chunk.py")
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    index = store.load(fake_index.index_dir)
+    assert any(p.heading for p in index.passages)
+    emb = get_embedder("fake-64")
+    for derive in (bench.sentences_again, bench.sentences_late):
+        np.testing.assert_allclose(derive(index, emb, 64), index.sentence_vectors, atol=1e-6)
 
 
 def test_index_of_an_older_format_is_refused(fake_index: Settings) -> None:
