@@ -31,7 +31,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from chatbot.build import EMBED_CHUNK  # noqa: E402
+from chatbot.build import EMBED_CHUNK, embed_passages  # noqa: E402
 from chatbot.config import Settings  # noqa: E402
 from chatbot.embedder import Embedder, get_embedder  # noqa: E402
 from chatbot.index import Index, match_text  # noqa: E402
@@ -42,25 +42,9 @@ DEFAULT = ROOT.parent / "shared" / "datasets" / "squad-v1.1" / "dev-v1.1.json"
 
 
 def sentences_again(index: Index, embedder: Embedder, batch_size: int) -> np.ndarray:
-    """Passages through the model, then each distinct sentence embedded alone."""
-    texts = [match_text(p, index.documents[p.source].title) for p in index.passages]
-    for i in range(0, len(texts), EMBED_CHUNK):
-        embedder.encode_with_tokens(texts[i : i + EMBED_CHUNK], batch_size=batch_size)
-    keys: dict[tuple[str, int, int], int] = {}
-    rows: list[int] = []
-    sent_texts: list[str] = []
-    for p in index.passages:
-        for s, e in p.sentences:
-            key = (p.source, p.start + s, p.start + e)
-            if key not in keys:
-                keys[key] = len(sent_texts)
-                sent_texts.append(p.text[s:e])
-            rows.append(keys[key])
-    parts = [
-        embedder.encode(sent_texts[i : i + EMBED_CHUNK], batch_size=batch_size)
-        for i in range(0, len(sent_texts), EMBED_CHUNK)
-    ]
-    return np.concatenate(parts)[np.asarray(rows, dtype=np.int64)]
+    """Passages through the model, then each distinct sentence embedded alone: the
+    builder's own embedding step (:func:`chatbot.build.embed_passages`)."""
+    return embed_passages(index.passages, index.documents, embedder, batch_size, False)[1]
 
 
 def sentences_late(index: Index, embedder: Embedder, batch_size: int) -> np.ndarray:

@@ -303,7 +303,7 @@ def _embed(new: _New, embedder: Embedder, batch_size: int, progress: bool) -> _R
     """Vectors and terms of the new passages."""
     rows = _Rows(passages=new.passages, documents=new.documents)
     if new.passages:
-        v, sv, tv, tc = _embed_passages(new.passages, new.documents, embedder, batch_size, progress)
+        v, sv, tv, tc = embed_passages(new.passages, new.documents, embedder, batch_size, progress)
         rows.vectors.append(v)
         rows.sentence_vectors.append(sv)
         rows.token_vectors.append(tv)
@@ -359,7 +359,7 @@ def _assemble(manifest: dict, rows: _Joined, keep: dict[str, DocRecord]) -> Inde
 # ---------------------------------------------------------------------------- embedding
 
 
-def _embed_passages(
+def embed_passages(
     passages: list[Passage],
     docs: dict[str, Document],
     embedder: Embedder,
