@@ -52,8 +52,6 @@ class MicroBatcher(Generic[Req, Res]):
         self._cond = threading.Condition()
         self._pending: list[_Slot[Req, Res]] = []
         self._busy = False
-        self.batches = 0  # batches run so far (for logs and tests)
-        self.largest = 0  # largest batch run so far
 
     def submit(self, request: Req) -> Res:
         """The result for ``request``, computed in a batch with whatever else is waiting."""
@@ -79,8 +77,6 @@ class MicroBatcher(Generic[Req, Res]):
     def _execute(self, batch: list[_Slot[Req, Res]]) -> None:
         if not batch:
             return
-        self.batches += 1
-        self.largest = max(self.largest, len(batch))
         try:
             results = self._run([s.request for s in batch])
             if len(results) != len(batch):
