@@ -56,7 +56,7 @@ class Summary:
 
     def line(self) -> str:
         """E.g. "added 3 documents, 412 passages (index: 12 documents, 3400 passages);
-        skipped 1 unchanged; 1 failed: x.pdf: PDF is encrypted; decrypt it ..."."""
+        skipped 1 unchanged; 1 failed: x.pdf: PDF is password-protected; decrypt it ..."."""
         parts = []
         if self.added:
             parts.append(f"added {_n(len(self.added), 'document')}")
