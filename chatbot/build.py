@@ -1,8 +1,9 @@
-"""Building an index from files: read, decide what changed, split, embed, assemble.
+"""Building an index from files: read, decide what changed, split, embed, make a segment.
 
-:func:`index_files` makes a new in-memory :class:`~chatbot.index.Index` from a base index
-and a set of files; only new or changed files (by content sha256) are split and embedded,
-kept documents reuse their stored rows. Writing it is :func:`chatbot.store.save`'s job.
+:func:`index_files` turns a base index and a set of files into a
+:class:`~chatbot.store.Change`: one new segment holding the new and changed documents (the
+only ones split and embedded), and the indexed documents to drop. Writing it is
+:func:`chatbot.store.commit`'s job.
 """
 
 from __future__ import annotations
@@ -17,10 +18,12 @@ import numpy as np
 
 from .documents import DocumentError, check_size, collect_files, load_document
 from .embedder import Embedder
-from .index import DocRecord, Index, Summary, match_text, segment_offsets, segment_rows
-from .lexical import LexicalIndex, tokenize
+from .index import DocRecord, Index, Summary, match_text
+from .lexical import tokenize
 from .progress import progress_bar
-from .store import new_manifest, now
+from .segment import SegmentArrays, from_build
+from .store import Change, new_manifest, now
+from .tokens import Float16Tokens, TokenCodec, codec_of
 from .types import Document, Passage
 
 log = logging.getLogger(__name__)
@@ -68,19 +71,26 @@ def index_files(
     progress: bool = False,
     source_of: Callable[[Path], str] | None = None,
     allow_outside_links: bool = False,
-) -> tuple[Index, Summary]:
-    """Return a new index: ``base`` plus the given files (new or changed), minus ``remove``.
+) -> tuple[Change, Summary]:
+    """What to write to make ``base`` hold the given files (new or changed), minus ``remove``.
 
-    Only new or changed files (by content sha256) are split and embedded; unchanged ones keep
-    their stored passages, vectors and terms. With ``replace_all`` documents not in ``paths``
-    are dropped (a full build that still reuses unchanged work). Bad or missing files are
-    skipped and reported in the summary; they never abort the run (a bad file that was
-    indexed before keeps its previous version). A link inside a folder that leads out of it
-    is refused (reported as failed) unless ``allow_outside_links``.
+    Only new or changed files (by content sha256) are split and embedded, into one new
+    segment; the indexed versions of changed and removed documents are dropped (marked
+    deleted); unchanged ones stay where they are. With ``replace_all`` documents not in
+    ``paths`` are dropped (a full build that still reuses unchanged work). Bad or missing
+    files are skipped and reported in the summary; they never abort the run (a bad file
+    that was indexed before keeps its previous version). A link inside a folder that leads
+    out of it is refused (reported as failed) unless ``allow_outside_links``.
+    :func:`chatbot.store.commit` writes the change.
     """
     summary = Summary()
-    manifest = new_manifest(embedder.name, embedder.dim, splitter)
     old_records = base.doc_records if base is not None else {}
+    if base is not None:
+        settings = {k: base.manifest[k] for k in SETTINGS_KEYS if k in base.manifest}
+    else:
+        codec = Float16Tokens()
+        backend = getattr(embedder, "backend", "torch")
+        settings = new_manifest(embedder.name, embedder.dim, splitter, codec.params(), backend)
     # ``keep``: the documents the new index holds, with their records (filled in below).
     keep: dict[str, DocRecord] = {} if replace_all else dict(old_records)
     _remove_named(keep, remove or [], summary)
@@ -97,13 +107,16 @@ def index_files(
     new = _split(fresh, splitter, old_records, keep, summary, progress)
     if replace_all:
         _drop_unlisted(old_records, keep, summary)
-    rows = _reuse_kept(base, {s for s in keep if s not in new.documents})
-    rows.extend(_embed(new, embedder, batch_size, progress))
-    index = _assemble(manifest, _canonical_order(rows.join(embedder.dim)), keep)
+    dropped = [s for s in old_records if s not in keep or s in new.documents]
+    arrays = _segment(new, keep, embedder, codec_of(settings), batch_size, progress)
     summary.new_passages = len(new.passages)
-    summary.total_passages = len(index.passages)
-    summary.total_documents = len(index.documents)
-    return index, summary
+    kept_passages = sum(r.passages for s, r in old_records.items() if s not in dropped)
+    summary.total_passages = kept_passages + len(new.passages)
+    summary.total_documents = len(keep)
+    return Change(manifest=settings, new=arrays, dropped=dropped, fresh=base is None), summary
+
+
+SETTINGS_KEYS = ("format", "model", "dim", "splitter", "backend", "tokens")
 
 
 # ---------------------------------------------------------------------------- phases
@@ -223,136 +236,47 @@ def _drop_unlisted(
     summary.removed.extend(s for s in old_records if s not in keep)
 
 
-@dataclass
-class _Rows:
-    """Passages with their terms and vectors, in parts still to be joined."""
-
-    passages: list[Passage] = field(default_factory=list)
-    documents: dict[str, Document] = field(default_factory=dict)
-    terms: list[list[str]] = field(default_factory=list)
-    vectors: list[np.ndarray] = field(default_factory=list)
-    sentence_vectors: list[np.ndarray] = field(default_factory=list)
-    token_vectors: list[np.ndarray] = field(default_factory=list)
-    token_counts: list[np.ndarray] = field(default_factory=list)
-
-    def extend(self, other: _Rows) -> None:
-        self.passages.extend(other.passages)
-        self.documents.update(other.documents)
-        self.terms.extend(other.terms)
-        self.vectors.extend(other.vectors)
-        self.sentence_vectors.extend(other.sentence_vectors)
-        self.token_vectors.extend(other.token_vectors)
-        self.token_counts.extend(other.token_counts)
-
-    def join(self, dim: int) -> _Joined:
-        def cat(parts: list[np.ndarray], empty: np.ndarray) -> np.ndarray:
-            return np.concatenate(parts) if parts else empty
-
-        return _Joined(
-            passages=self.passages,
-            documents=self.documents,
-            terms=self.terms,
-            vectors=cat(self.vectors, np.zeros((0, dim), np.float32)),
-            sentence_vectors=cat(self.sentence_vectors, np.zeros((0, dim), np.float32)),
-            token_vectors=cat(self.token_vectors, np.zeros((0, dim), np.float16)),
-            token_counts=cat(self.token_counts, np.zeros(0, np.int64)),
-        )
-
-
-@dataclass
-class _Joined:
-    """Passages with their terms and vectors, one row (or segment of rows) each."""
-
-    passages: list[Passage]
-    documents: dict[str, Document]
-    terms: list[list[str]]
-    vectors: np.ndarray
-    sentence_vectors: np.ndarray
-    token_vectors: np.ndarray
-    token_counts: np.ndarray
-
-
-def _reuse_kept(base: Index | None, kept: set[str]) -> _Rows:
-    """The stored passages, terms and vectors of the kept documents (in their stored order)."""
-    rows = _Rows()
-    if base is None or not kept:
-        return rows
-    at = [i for i, p in enumerate(base.passages) if p.source in kept]
-    rows.passages = [base.passages[i] for i in at]
-    rows.documents = {s: base.documents[s] for s in base.documents if s in kept}
-    if base.terms is None:  # a generation written before terms were stored
-        rows.terms = passage_terms(rows.passages, rows.documents)
-    else:
-        rows.terms = [base.terms[i] for i in at]
-    idx = np.asarray(at, dtype=np.int64)
-    rows.vectors.append(base.vectors[idx])
-    counts = np.fromiter(
-        (len(base.passages[i].sentences) for i in at), dtype=np.int64, count=len(at)
-    )
-    rows.sentence_vectors.append(
-        base.sentence_vectors[segment_rows(base.sentence_start[idx], counts)]
-    )
-    token_counts = base.token_counts[idx]
-    token_rows = segment_rows(base.token_start[idx], token_counts)
-    rows.token_vectors.append(np.asarray(base.token_vectors[token_rows]))
-    rows.token_counts.append(token_counts)
-    return rows
-
-
-def _embed(new: _New, embedder: Embedder, batch_size: int, progress: bool) -> _Rows:
-    """Vectors and terms of the new passages."""
-    rows = _Rows(passages=new.passages, documents=new.documents)
-    if new.passages:
-        v, sv, tv, tc = embed_passages(new.passages, new.documents, embedder, batch_size, progress)
-        rows.vectors.append(v)
-        rows.sentence_vectors.append(sv)
-        rows.token_vectors.append(tv)
-        rows.token_counts.append(tc)
-    rows.terms = passage_terms(new.passages, new.documents, progress)
-    return rows
-
-
-def _canonical_order(rows: _Joined) -> _Joined:
-    """Documents by name, passages in document order, so any sequence of adds, updates and
-    removals gives the same index as a fresh build of the same files."""
-    passages = rows.passages
-    order = sorted(range(len(passages)), key=lambda i: passages[i].source)
-    if order != list(range(len(passages))):
-        counts = np.fromiter((len(p.sentences) for p in passages), np.int64, len(passages))
-        idx = np.asarray(order, dtype=np.int64)
-        tok_counts = rows.token_counts
-        rows = _Joined(
-            passages=[passages[i] for i in order],
-            documents=rows.documents,
-            terms=[rows.terms[i] for i in order],
-            vectors=rows.vectors[idx],
-            sentence_vectors=rows.sentence_vectors[
-                segment_rows(segment_offsets(counts)[idx], counts[idx])
-            ],
-            token_vectors=rows.token_vectors[
-                segment_rows(segment_offsets(tok_counts)[idx], tok_counts[idx])
-            ],
-            token_counts=tok_counts[idx],
-        )
-    rows.documents = {s: rows.documents[s] for s in sorted(rows.documents)}
-    return rows
-
-
-def _assemble(manifest: dict, rows: _Joined, keep: dict[str, DocRecord]) -> Index:
-    """The Index of ``rows``: the manifest's documents and counts filled in, BM25 built
-    over all passages' terms (so its statistics are never stale)."""
-    manifest["documents"] = {s: asdict(keep[s]) for s in rows.documents}
-    manifest["passages"] = len(rows.passages)
-    return Index(
-        manifest=manifest,
-        passages=rows.passages,
-        documents=rows.documents,
-        vectors=rows.vectors,
-        sentence_vectors=rows.sentence_vectors,
-        token_vectors=rows.token_vectors,
-        token_counts=rows.token_counts,
-        lexical=LexicalIndex.build(rows.terms),
-        terms=rows.terms,
+def _segment(
+    new: _New,
+    keep: dict[str, DocRecord],
+    embedder: Embedder,
+    codec: TokenCodec,
+    batch_size: int,
+    progress: bool,
+) -> SegmentArrays | None:
+    """The new documents' segment: documents by name, passages in document order."""
+    if not new.passages:
+        return None
+    order = sorted(new.documents)
+    rank = {s: i for i, s in enumerate(order)}
+    passages = sorted(new.passages, key=lambda p: rank[p.source])  # stable: document order
+    documents = [new.documents[s] for s in order]
+    v, sv, tv, tc = embed_passages(passages, new.documents, embedder, batch_size, progress)
+    # embed_passages gives each passage its sentence rows; overlapping passages repeat
+    # sentences: store each distinct one once.
+    keys: dict[tuple[str, int, int], int] = {}
+    first: list[int] = []
+    rows: list[int] = []
+    at = 0
+    for p in passages:
+        for s, e in p.sentences:
+            key = (p.source, p.start + s, p.start + e)
+            if key not in keys:
+                keys[key] = len(first)
+                first.append(at)
+            rows.append(keys[key])
+            at += 1
+    unique = sv[np.asarray(first, np.int64)] if first else sv
+    return from_build(
+        documents,
+        [asdict(keep[d.source]) for d in documents],
+        passages,
+        passage_terms(passages, new.documents, progress),
+        v,
+        unique,
+        np.asarray(rows, np.int64),
+        codec.encode(tv),
+        tc,
     )
 
 

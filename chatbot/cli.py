@@ -100,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("update", "re-scan indexed sources: re-index changed, drop deleted"),
         ("list", "list indexed documents"),
         ("status", "model, passage count and stale documents"),
+        ("optimize", "merge the index's segments into one (drops deleted passages)"),
     ]:
         _common(isub.add_parser(name, help=help_))
 
@@ -179,14 +180,14 @@ def cmd_index(args: argparse.Namespace) -> int:
     settings = _settings(args)
     sub = args.index_command
     if sub in ("list", "status"):
-        manifest = store.read_manifest(settings.index_dir)
+        manifest = store.read_manifest(settings.index_dir, any_format=True)
         # What `ask` would say: an index it refuses is reported as unusable (exit 1).
         try:
             store.load(settings.index_dir, settings.model, settings.splitter_settings())
             problem = None
         except store.IndexUnusable as exc:
             problem = exc
-        docs = manifest.get("documents", {})
+        docs = store.read_records(settings.index_dir, manifest)
         total = f"{len(docs)} documents, {manifest.get('passages', 0)} passages"
         if sub == "list":
             print("passages\tbytes\tindexed at\tdocument")
@@ -199,6 +200,7 @@ def cmd_index(args: argparse.Namespace) -> int:
             print(f"model: {manifest.get('model')} (dim {manifest.get('dim')})")
             print(f"splitter: {manifest.get('splitter')}")
             print(f"written: {manifest.get('written_at')} ({manifest.get('generation')})")
+            print(f"segments: {len(manifest.get('segments', []))}")
             if problem is None:
                 stale = [ix.display_name(s) for s in service.stale_sources(settings, docs)]
                 print(f"stale: {', '.join(stale) if stale else 'none'}")
@@ -208,6 +210,11 @@ def cmd_index(args: argparse.Namespace) -> int:
                 print(f"{total}; unusable (see the error below)")
         if problem is not None:
             raise store.IndexUnusable(f"the index cannot be used: {problem}")
+        return 0
+    if sub == "optimize":
+        summary = service.optimize(settings)
+        if not args.quiet:
+            print(summary)
         return 0
     if sub == "build":
         paths = [Path(p) for p in args.paths] or None

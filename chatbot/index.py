@@ -15,13 +15,16 @@ maps: code that derives a new index copies the rows it needs and never writes in
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-import faiss
 import numpy as np
 
-from .lexical import LexicalIndex
+from .lexical import LexicalIndex, tokenize
+from .segment import Segment
+from .tokens import codec_of
 from .types import Document, Passage
 
 
@@ -108,78 +111,258 @@ def match_text(passage: Passage, title: str = "") -> str:
     return " — ".join(context) + "\n" + passage.text if context else passage.text
 
 
-@dataclass(kw_only=True)
 class Index:
-    """An in-memory index: everything retrieval needs, plus what a rebuild can reuse.
+    """A loaded index: the live documents of its segments, seen as one corpus.
 
-    Made one way, by keyword (``Index(manifest=..., passages=..., ...)``), by the builder
-    and the loader alike; ``sentence_start`` and ``token_start`` are derived from the other
-    fields on construction, and so is the FAISS index unless one over exactly ``vectors``
-    is passed (the loader passes the stored one).
+    Passages are numbered ``0 .. size-1`` in canonical order (documents by name, passages
+    in document order), whatever segments hold them, so any sequence of adds, updates and
+    removals gives the same numbering, scores and answers as a fresh build of the same
+    files. Large arrays stay memory-mapped in their segments; rows are gathered per
+    question (:attr:`vectors`, :meth:`sentence_matrix`, :meth:`passage_tokens`).
     """
 
-    manifest: dict
-    passages: list[Passage]
-    documents: dict[str, Document]
-    vectors: np.ndarray  # (passages, dim) float32, L2-normalised: passage with its context
-    sentence_vectors: np.ndarray  # (sum of sentences per passage, dim) float32, normalised
-    token_vectors: np.ndarray  # (sum of content tokens per passage, dim) float16, normalised
-    token_counts: np.ndarray  # content tokens (rows of token_vectors) per passage
-    lexical: LexicalIndex  # BM25 over ``terms``
-    # BM25 terms of each passage's match text, reused by rebuilds; None for a generation
-    # stored without them (tokens.txt came later)
-    terms: list[list[str]] | None
-    path: Path | None = None  # the index folder it was loaded from or saved to
-    sentence_start: np.ndarray = field(init=False)  # row of each passage's first sentence
-    token_start: np.ndarray = field(init=False)  # row of each passage's first token
-    # inner product over ``vectors``; built from them when not given
-    faiss_index: faiss.Index = field(default=None, repr=False)  # type: ignore[assignment]
-    _token_matrix: np.ndarray | None = field(default=None, init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        counts = np.fromiter(
-            (len(p.sentences) for p in self.passages), dtype=np.int64, count=len(self.passages)
+    def __init__(self, manifest: dict, segments: list[Segment], path: Path | None = None) -> None:
+        self.manifest = manifest
+        self.segments = segments
+        self.path = path
+        self.codec = codec_of(manifest, path)
+        deleted = {e["name"]: set(e.get("deleted", ())) for e in manifest.get("segments", ())}
+        live = []  # (source, segment number, document number)
+        for s, seg in enumerate(segments):
+            dead = deleted.get(seg.name, set())
+            live.extend((doc["source"], s, d) for d, doc in enumerate(seg.docs) if d not in dead)
+        live.sort()
+        self._where = {source: (s, d) for source, s, d in live}
+        if len(self._where) != len(live):
+            raise ValueError("a document is live in two segments")
+        sizes = [seg.size for seg in segments]
+        self.bases = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        starts = np.fromiter(
+            (self.bases[s] + segments[s].docs[d]["first"] for _, s, d in live), np.int64, len(live)
         )
-        self.sentence_start = segment_offsets(counts)
-        self.token_start = segment_offsets(self.token_counts)
-        if self.faiss_index is None:
-            self.faiss_index = flat_index(self.vectors, self.dim)
-        elif self.faiss_index.ntotal != len(self.vectors) or self.faiss_index.d != self.dim:
-            raise ValueError(
-                f"the FAISS index holds {self.faiss_index.ntotal} vectors of dimension "
-                f"{self.faiss_index.d}, not {len(self.vectors)} of dimension {self.dim}"
-            )
+        counts = np.fromiter(
+            (segments[s].docs[d]["count"] for _, s, d in live), np.int64, len(live)
+        )
+        order = segment_rows(starts, counts)  # index number -> row across all segments
+        self.size = len(order)
+        self.seg_of = (np.searchsorted(self.bases, order, side="right") - 1).astype(np.int64)
+        self.local = order - self.bases[self.seg_of]
+        self._ids = []  # per segment: each row's index number, -1 for a removed one
+        for s, seg in enumerate(segments):
+            ids = np.full(seg.size, -1, np.int64)
+            mine = self.seg_of == s
+            ids[self.local[mine]] = np.flatnonzero(mine)
+            self._ids.append(ids)
+        self.sentence_counts = self._field("nsent")
+        self.token_counts = self._field("ntok")
+        self.lexical = LexicalIndex(
+            [(seg.lexical, ids) for seg, ids in zip(segments, self._ids, strict=True)], self.size
+        )
+        self.vectors = Rows(self)
+        self._titles: dict[str, str] = {}
 
-    def token_matrix(self) -> np.ndarray:
-        """``token_vectors`` as float32, converted on first use and kept: converting the rows
-        each question needs costs more than matching them. Shared by all retrievers."""
-        if self._token_matrix is None:
-            self._token_matrix = np.asarray(self.token_vectors, dtype=np.float32)
-        return self._token_matrix
+    def _field(self, name: str) -> np.ndarray:
+        out = np.zeros(self.size, np.int64)
+        for s, seg in enumerate(self.segments):
+            mine = self.seg_of == s
+            if mine.any():
+                out[mine] = np.asarray(seg.passages[name])[self.local[mine]]
+        return out
 
     @property
     def dim(self) -> int:
         return int(self.manifest["dim"])
 
     @property
+    def passages(self) -> PassageList:
+        """The passages, by number (each made from its segment's arrays when asked for)."""
+        return PassageList(self)
+
+    @property
+    def documents(self) -> DocumentMap:
+        """The live documents by name, in name order (texts read when asked for)."""
+        return DocumentMap(self)
+
+    @property
     def doc_records(self) -> dict[str, DocRecord]:
-        return {
-            s: DocRecord(**{k: r[k] for k in RECORD_FIELDS})
-            for s, r in self.manifest.get("documents", {}).items()
-        }
+        out = {}
+        for source, (s, d) in self._where.items():
+            r = self.segments[s].docs[d]
+            out[source] = DocRecord(**{k: r[k] for k in RECORD_FIELDS})
+        return out
+
+    def passage(self, i: int) -> Passage:
+        return self.segments[int(self.seg_of[i])].passage(int(self.local[i]))
+
+    def title(self, source: str) -> str:
+        s, d = self._where[source]
+        return self.segments[s].docs[d]["title"]
+
+    def document(self, source: str) -> Document:
+        s, d = self._where[source]
+        return self.segments[s].document(d)
+
+    def passage_terms(self, i: int) -> list[str]:
+        """BM25 terms of passage ``i``'s match text (as indexed)."""
+        p = self.passage(i)
+        return tokenize(match_text(p, self.title(p.source)))
+
+    def _sentence_rows(self, s: int, local: int) -> np.ndarray:
+        seg = self.segments[s]
+        row = seg.passages[local]
+        s0 = int(row["sent0"])
+        return seg.sentence_rows[s0 : s0 + int(row["nsent"])]
 
     def passage_sentences(self, i: int) -> np.ndarray:
-        """Sentence vectors of passage ``i``."""
-        s = int(self.sentence_start[i])
-        return self.sentence_vectors[s : s + len(self.passages[i].sentences)]
+        """Sentence vectors of passage ``i`` (float32)."""
+        s, local = int(self.seg_of[i]), int(self.local[i])
+        rows = self._sentence_rows(s, local)
+        return np.asarray(self.segments[s].sentence_vectors[rows], np.float32)
+
+    def sentence_matrix(self, ids: np.ndarray) -> np.ndarray:
+        """The sentence vectors of passages ``ids``, end to end in that order (float32);
+        passage ``ids[j]`` has ``sentence_counts[ids[j]]`` rows."""
+        parts = [self.passage_sentences(int(i)) for i in ids]
+        return np.concatenate(parts) if parts else np.zeros((0, self.dim), np.float32)
+
+    def passage_tokens(self, i: int) -> np.ndarray:
+        """Content-token vectors of passage ``i`` (float32, decoded if stored as codes)."""
+        s, local = int(self.seg_of[i]), int(self.local[i])
+        seg = self.segments[s]
+        row = seg.passages[local]
+        t0 = int(row["tok0"])
+        return self.codec.decode(seg.tokens[t0 : t0 + int(row["ntok"])])
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, passage numbers) of the ``k`` passages nearest each query vector, best
+        first, over all segments (removed passages skipped; -1 pads a short result)."""
+        queries = np.ascontiguousarray(queries, np.float32)
+        nq = len(queries)
+        all_scores, all_ids = [], []
+        for seg, ids in zip(self.segments, self._ids, strict=True):
+            dead = int((ids < 0).sum())
+            kk = min(k + dead, seg.size)
+            if kk <= 0 or dead == seg.size:
+                continue
+            scores, rows = seg.faiss.search(queries, kk)
+            found = np.where(rows >= 0, ids[np.maximum(rows, 0)], -1)
+            all_scores.append(np.where(found >= 0, scores, -np.inf))
+            all_ids.append(found)
+        if not all_ids:
+            return np.zeros((nq, 0), np.float32), np.zeros((nq, 0), np.int64)
+        scores = np.concatenate(all_scores, axis=1)
+        found = np.concatenate(all_ids, axis=1)
+        top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+        scores = np.take_along_axis(scores, top, axis=1)
+        found = np.take_along_axis(found, top, axis=1)
+        found[~np.isfinite(scores)] = -1
+        return scores.astype(np.float32), found
+
+    @property
+    def sentence_vectors(self) -> np.ndarray:
+        """Every passage's sentence vectors end to end, in passage order (float32). Gathers
+        every row: for tests and benchmarks, never on a question's path."""
+        return self.sentence_matrix(np.arange(self.size))
+
+    @property
+    def token_vectors(self) -> np.ndarray:
+        """Every passage's content-token vectors end to end, decoded (float32; rows of
+        passage ``i`` from ``token_start[i]``). For tests and benchmarks, like
+        :attr:`sentence_vectors`."""
+        parts = [self.passage_tokens(i) for i in range(self.size)]
+        return np.concatenate(parts) if parts else np.zeros((0, self.dim), np.float32)
+
+    @property
+    def token_start(self) -> np.ndarray:
+        return segment_offsets(self.token_counts)
+
+    def word_counts(self) -> Counter[str]:
+        """Speller word counts of the live documents (stored per document)."""
+        counts: Counter[str] = Counter()
+        for s, seg in enumerate(self.segments):
+            docs = [d for source, (ss, d) in self._where.items() if ss == s]
+            if not docs:
+                continue
+            vocab, indptr, word_ids, word_counts = seg.words()
+            d = np.asarray(docs, np.int64)
+            rows = segment_rows(indptr[d], indptr[d + 1] - indptr[d])
+            totals = np.bincount(word_ids[rows], weights=word_counts[rows], minlength=len(vocab))
+            counts.update({vocab[j]: int(totals[j]) for j in np.flatnonzero(totals)})
+        return counts
 
 
-def flat_index(vectors: np.ndarray, dim: int) -> faiss.Index:
-    """A flat inner-product FAISS index holding a copy of ``vectors``."""
-    index = faiss.IndexFlatIP(dim)
-    if len(vectors):
-        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
-    return index
+class Rows:
+    """The passage vectors of an :class:`Index` by passage number, gathered from the
+    segments as float32: ``rows[ids]``, ``np.asarray(rows)`` (all of them), ``len``."""
+
+    def __init__(self, index: Index) -> None:
+        self._index = index
+
+    def __len__(self) -> int:
+        return self._index.size
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self._index.size, self._index.dim)
+
+    def __getitem__(self, ids: int | slice | np.ndarray | list[int]) -> np.ndarray:
+        idx = self._index
+        if isinstance(ids, (int, np.integer)):
+            return self[np.array([ids])][0]
+        sel = np.arange(idx.size)[ids] if isinstance(ids, slice) else np.asarray(ids, np.int64)
+        out = np.empty((len(sel), idx.dim), np.float32)
+        segs = idx.seg_of[sel]
+        for s in np.unique(segs):
+            mine = segs == s
+            out[mine] = idx.segments[int(s)].vectors[idx.local[sel[mine]]]
+        return out
+
+    def __array__(self, dtype: object = None, copy: object = None) -> np.ndarray:
+        out = self[np.arange(self._index.size)]
+        return out if dtype is None else out.astype(dtype)
+
+    def copy(self) -> np.ndarray:
+        return np.asarray(self)
+
+
+class PassageList(Sequence[Passage]):
+    """An index's passages by number, made on access."""
+
+    def __init__(self, index: Index) -> None:
+        self._index = index
+
+    def __len__(self) -> int:
+        return self._index.size
+
+    def __getitem__(self, i):  # type: ignore[no-untyped-def]
+        if isinstance(i, slice):
+            return [self._index.passage(j) for j in range(*i.indices(len(self)))]
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        return self._index.passage(int(i))
+
+
+class DocumentMap(Mapping[str, Document]):
+    """An index's live documents by name, in name order, read on access."""
+
+    def __init__(self, index: Index) -> None:
+        self._index = index
+
+    def __len__(self) -> int:
+        return len(self._index._where)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._index._where)
+
+    def __contains__(self, source: object) -> bool:
+        return source in self._index._where
+
+    def __getitem__(self, source: str) -> Document:
+        if source not in self._index._where:
+            raise KeyError(source)
+        return self._index.document(source)
 
 
 def segment_offsets(counts: np.ndarray) -> np.ndarray:

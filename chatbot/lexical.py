@@ -1,21 +1,31 @@
-"""Lexical evidence: BM25 terms (case, accents, stems, stopwords) and a BM25 index.
+"""Lexical evidence: BM25 terms (case, accents, stems, stopwords) and BM25 over segments.
 
-Only this module knows bm25s: retrieval asks :class:`LexicalIndex` for scores and IDFs.
+Each index segment stores its postings (:class:`LexicalSegment`): term keys (64-bit hashes
+of the terms, sorted), for each term the passages holding it with their term frequency, and
+every passage's length. :class:`LexicalIndex` scores the live passages of all segments with
+statistics (passage count, document frequencies, mean length) taken over the live passages
+only, at question time, so an index built by any sequence of adds and removals scores
+exactly as a fresh build of the same documents. The formula is bm25s's Lucene BM25
+(k1=1.2, b=0.75); ``tests/test_lexical.py`` checks the scores against bm25s itself.
+(bm25s stores scores with the statistics of the corpus it indexed: they would go stale the
+moment a segment is added or a document removed.)
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import re
 import unicodedata
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-import bm25s
 import numpy as np
 import Stemmer
-from scipy import sparse
 
 log = logging.getLogger(__name__)
 
@@ -65,86 +75,222 @@ def tokenize(text: str) -> list[str]:
     return _stemmer().stemWords(tokens)
 
 
-class LexicalIndex:
-    """BM25 over passage term lists (bm25s, Lucene IDF), rebuilt whole so statistics are never
-    stale. Holds ``size`` passages."""
+K1, B = 1.2, 0.75  # BM25 parameters (bm25s's defaults)
+_POSTING_FILES = ("keys", "indptr", "docs", "tfs", "lengths")
 
-    def __init__(self, retriever: bm25s.BM25, size: int) -> None:
-        self.retriever = retriever
+
+def term_key(term: str) -> int:
+    """A term's key in the postings: the first 8 bytes of its BLAKE2b hash, as an unsigned
+    integer (two different terms share a key with probability ~2^-64 per pair)."""
+    return int.from_bytes(hashlib.blake2b(term.encode("utf-8"), digest_size=8).digest(), "little")
+
+
+def _keys(terms: Sequence[str]) -> np.ndarray:
+    return np.fromiter((term_key(t) for t in terms), dtype=np.uint64, count=len(terms))
+
+
+@dataclass
+class LexicalSegment:
+    """The BM25 postings of one segment's passages (numbered 0..n-1 within the segment).
+
+    ``keys`` are the sorted term keys; term ``keys[j]`` occurs in passages
+    ``docs[indptr[j]:indptr[j+1]]`` (ascending) with frequencies ``tfs[...]``; ``lengths``
+    is each passage's number of terms. All arrays, so a loaded segment is memory-mapped.
+    """
+
+    keys: np.ndarray  # (terms,) uint64, sorted
+    indptr: np.ndarray  # (terms + 1,) int64
+    docs: np.ndarray  # (postings,) int32
+    tfs: np.ndarray  # (postings,) float32
+    lengths: np.ndarray  # (passages,) float32
+
+    @classmethod
+    def build(cls, term_lists: Sequence[Sequence[str]]) -> LexicalSegment:
+        """Postings of passages given as term lists (a term repeated counts each time).
+
+        An empty list gets length 1, as bm25s's placeholder term gives it.
+        """
+        vocab: dict[str, int] = {}
+        tids: list[int] = []
+        pids: list[int] = []
+        tfs: list[int] = []
+        lengths = np.empty(len(term_lists), np.float32)
+        for p, terms in enumerate(term_lists):
+            lengths[p] = max(len(terms), 1)
+            for term, tf in Counter(terms).items():
+                tids.append(vocab.setdefault(term, len(vocab)))
+                pids.append(p)
+                tfs.append(tf)
+        return cls.from_postings(
+            _keys(list(vocab)),
+            np.asarray(tids, np.int64),
+            np.asarray(pids, np.int32),
+            np.asarray(tfs, np.float32),
+            lengths,
+        )
+
+    @classmethod
+    def from_postings(
+        cls,
+        term_keys: np.ndarray,
+        tids: np.ndarray,
+        pids: np.ndarray,
+        tfs: np.ndarray,
+        lengths: np.ndarray,
+    ) -> LexicalSegment:
+        """Postings given as triples (term number into ``term_keys``, passage, tf) in any order;
+        the same key may appear under several term numbers (they are merged)."""
+        keys, inverse = np.unique(term_keys, return_inverse=True)
+        key_ids = inverse.reshape(-1)[tids] if len(tids) else np.zeros(0, np.int64)
+        order = np.lexsort((pids, key_ids))
+        counts = np.bincount(key_ids, minlength=len(keys))
+        indptr = np.zeros(len(keys) + 1, np.int64)
+        np.cumsum(counts, out=indptr[1:])
+        return cls(
+            keys=keys.astype(np.uint64),
+            indptr=indptr,
+            docs=np.ascontiguousarray(pids[order], np.int32),
+            tfs=np.ascontiguousarray(tfs[order], np.float32),
+            lengths=np.ascontiguousarray(lengths, np.float32),
+        )
+
+    @classmethod
+    def merge(cls, parts: Sequence[tuple[LexicalSegment, np.ndarray]]) -> LexicalSegment:
+        """One segment from ``(segment, new_ids)`` parts: passage ``p`` of a part becomes
+        ``new_ids[p]`` (-1 drops it). Postings are combined as arrays, no text is read."""
+        keys, tids, pids, tfs, lengths = [], [], [], [], []
+        total = 0
+        offset = 0
+        for seg, new_ids in parts:
+            new_ids = np.asarray(new_ids, np.int64)
+            per_term = np.diff(seg.indptr)
+            term_of = np.repeat(np.arange(len(seg.keys), dtype=np.int64), per_term)
+            mapped = new_ids[np.asarray(seg.docs, np.int64)] if len(seg.docs) else new_ids[:0]
+            keep = mapped >= 0
+            keys.append(np.asarray(seg.keys))
+            tids.append(term_of[keep] + offset)
+            pids.append(mapped[keep])
+            tfs.append(np.asarray(seg.tfs)[keep])
+            offset += len(seg.keys)
+            live = new_ids >= 0
+            lengths.append((new_ids[live], np.asarray(seg.lengths)[live]))
+            total = max(total, int(new_ids.max()) + 1 if live.any() else 0)
+        out_lengths = np.zeros(total, np.float32)
+        for ids, ls in lengths:
+            out_lengths[ids] = ls
+        return cls.from_postings(
+            np.concatenate(keys) if keys else np.zeros(0, np.uint64),
+            np.concatenate(tids) if tids else np.zeros(0, np.int64),
+            np.concatenate(pids).astype(np.int32) if pids else np.zeros(0, np.int32),
+            np.concatenate(tfs) if tfs else np.zeros(0, np.float32),
+            out_lengths,
+        )
+
+    def postings(self, key: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """(passages, tfs) of the term with ``key``, or None if no passage holds it."""
+        j = int(np.searchsorted(self.keys, np.uint64(key)))
+        if j >= len(self.keys) or int(self.keys[j]) != key:
+            return None
+        lo, hi = int(self.indptr[j]), int(self.indptr[j + 1])
+        return self.docs[lo:hi], self.tfs[lo:hi]
+
+    def save(self, folder: Path) -> None:
+        for name in _POSTING_FILES:
+            np.save(folder / f"bm25_{name}.npy", getattr(self, name))
+
+    @classmethod
+    def load(cls, folder: Path) -> LexicalSegment:
+        """The segment's postings, memory-mapped (read-only)."""
+        arrays = {n: np.load(folder / f"bm25_{n}.npy", mmap_mode="r") for n in _POSTING_FILES}
+        if len(arrays["indptr"]) != len(arrays["keys"]) + 1:
+            raise ValueError("bm25 postings do not match their terms")
+        return cls(**arrays)
+
+
+class LexicalIndex:
+    """BM25 (Lucene IDF, k1=1.2, b=0.75) over the live passages of several segments.
+
+    ``parts`` pairs each segment with ``logical``: the id of each of its passages in the
+    index (-1 for a removed one). Scores come back over the ``size`` live passages, in id
+    order. Statistics are computed from the live passages only, so they are never stale.
+    """
+
+    def __init__(self, parts: Sequence[tuple[LexicalSegment, np.ndarray]], size: int) -> None:
+        self.parts = [(seg, np.asarray(ids, np.int64)) for seg, ids in parts]
         self.size = size
-        self._matrix: sparse.csr_matrix | None = None  # (vocabulary, passages) BM25 weights
-        self._idf: dict[str, float] | None = None
+        total = 0  # lengths are whole numbers: an exact sum, whatever the segmentation
+        for seg, ids in self.parts:
+            total += int(np.asarray(seg.lengths)[ids >= 0].astype(np.int64).sum())
+        self.avgdl = total / size if size else 1.0
+        self._df: dict[str, int] = {}
         n = max(size, 1)
         # Lucene's IDF, log(1 + (n - df + 0.5) / (df + 0.5)), for a term in no passage and in one
         self.idf_absent = math.log(1 + (n + 0.5) / 0.5)
         self.idf_single = math.log(1 + (n - 0.5) / 1.5)
 
     @classmethod
-    def build(cls, term_lists: list[list[str]]) -> LexicalIndex:
-        retriever = bm25s.BM25(k1=1.2, b=0.75)
-        # Empty term lists would break bm25s; a placeholder term matches no query.
-        retriever.index([t or ["\x00"] for t in term_lists], show_progress=False)
-        return cls(retriever, len(term_lists))
+    def build(cls, term_lists: Sequence[Sequence[str]]) -> LexicalIndex:
+        """One in-memory segment over ``term_lists`` (passage ``i`` has id ``i``)."""
+        seg = LexicalSegment.build(term_lists)
+        return cls([(seg, np.arange(len(term_lists)))], len(term_lists))
 
-    def scores(self, terms: list[str]) -> np.ndarray:
-        """BM25 score of every passage for one query's terms."""
-        if not self.size:
-            return np.zeros(0, dtype=np.float32)
-        return np.asarray(self.retriever.get_scores(terms), dtype=np.float32)
+    def _live_postings(self, term: str) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """(ids, tfs, lengths) of the live passages holding ``term``, per segment."""
+        key = term_key(term)
+        out = []
+        for seg, logical in self.parts:
+            found = seg.postings(key)
+            if found is None:
+                continue
+            docs, tfs = found
+            ids = logical[docs]
+            live = ids >= 0
+            if not live.all():
+                docs, tfs, ids = docs[live], tfs[live], ids[live]
+            if len(ids):
+                out.append((ids, np.asarray(tfs), np.asarray(seg.lengths)[docs]))
+        return out
 
-    def scores_many(self, term_lists: list[list[str]]) -> np.ndarray:
-        """(queries, passages) BM25 scores of several queries: one sparse product, equal to
-        :meth:`scores` per query (a repeated query term counts each time)."""
-        if self._matrix is None:
-            sc = self.retriever.scores
-            self._matrix = sparse.csr_matrix(
-                (sc["data"], sc["indices"], sc["indptr"]), shape=(len(sc["indptr"]) - 1, self.size)
-            )
-        vocab = self.retriever.vocab_dict
-        rows, cols = [], []
-        for r, terms in enumerate(term_lists):
-            for t in terms:
-                i = vocab.get(t)
-                if i is not None:
-                    rows.append(r)
-                    cols.append(i)
-        query = sparse.csr_matrix(
-            (np.ones(len(rows), np.float32), (rows, cols)),
-            shape=(len(term_lists), self._matrix.shape[0]),
-        )
-        scores = np.asarray((query @ self._matrix).todense(), dtype=np.float32)
-        extra = getattr(self.retriever, "nonoccurrence_array", None)
-        if extra is not None:  # BM25L/BM25+ variants score absent terms too
-            scores += (query @ sparse.csr_matrix(extra.reshape(-1, 1))).toarray()
-        return scores
+    def df(self, term: str) -> int:
+        """How many live passages hold ``term`` (cached)."""
+        df = self._df.get(term)
+        if df is None:
+            df = sum(len(ids) for ids, _, _ in self._live_postings(term))
+            if len(self._df) < 100_000:
+                self._df[term] = df
+        return df
 
     def idf(self, term: str, default: float | None = None) -> float:
         """``term``'s IDF; a term no passage holds gets ``default`` (by default
         :attr:`idf_absent`, the highest IDF)."""
-        return self.idf_table().get(term, self.idf_absent if default is None else default)
+        df = self.df(term)
+        if df == 0:
+            return self.idf_absent if default is None else default
+        n = max(self.size, 1)
+        return math.log(1 + (n - df + 0.5) / (df + 0.5))
 
-    def idf_table(self) -> dict[str, float]:
-        """IDF of every term some passage holds (computed once)."""
-        if self._idf is None:
-            n = max(self.size, 1)
-            vocab = getattr(self.retriever, "vocab_dict", None) or {}
-            sc = self.retriever.scores
-            indptr = sc.get("indptr") if isinstance(sc, dict) else None
-            if indptr is None:
-                self._idf = {}
-            else:
-                df = np.diff(indptr)  # passages holding each term
-                self._idf = {
-                    t: math.log(1 + (n - df[i] + 0.5) / (df[i] + 0.5))
-                    for t, i in vocab.items()
-                    if i < len(df)
-                }
-        return self._idf
+    def scores(self, terms: Sequence[str]) -> np.ndarray:
+        """BM25 score of every live passage for one query's terms (a repeated term counts
+        each time)."""
+        out = np.zeros(self.size, np.float32)
+        n = max(self.size, 1)
+        norm = K1 / self.avgdl * B
+        for term in terms:
+            postings = self._live_postings(term)
+            df = sum(len(ids) for ids, _, _ in postings)
+            if not df:
+                continue
+            idf = np.float32(math.log(1 + (n - df + 0.5) / (df + 0.5)))
+            for ids, tfs, lengths in postings:
+                denom = tfs + (K1 * (1 - B) + norm * lengths)
+                out[ids] += idf * (tfs / denom)
+        return out
 
-    def save(self, path: Path) -> None:
-        self.retriever.save(str(path), show_progress=False)
-
-    @classmethod
-    def load(cls, path: Path, size: int) -> LexicalIndex:
-        retriever = bm25s.BM25.load(str(path), show_progress=False, verbosity=0)
-        return cls(retriever, size)
+    def scores_many(self, term_lists: Sequence[Sequence[str]]) -> np.ndarray:
+        """(queries, passages) BM25 scores of several queries, equal to :meth:`scores` per
+        query."""
+        out = np.zeros((len(term_lists), self.size), np.float32)
+        for r, terms in enumerate(term_lists):
+            if terms:
+                out[r] = self.scores(terms)
+        return out

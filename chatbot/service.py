@@ -8,6 +8,7 @@ import re
 import shutil
 import threading
 import unicodedata
+from dataclasses import asdict
 from pathlib import Path
 
 from . import store
@@ -48,6 +49,10 @@ def load_base(settings: Settings, replace: bool = False) -> Index | None:
             raise store.IndexUnusable(f"cannot add to the existing index: {exc}") from None
         log.warning("replacing the existing index: %s", exc)
         return None
+
+
+def _records(index: Index) -> dict[str, dict]:
+    return {s: asdict(r) for s, r in index.doc_records.items()}
 
 
 def source_path(source: str, record: dict) -> Path:
@@ -102,15 +107,15 @@ def remove(settings: Settings, names: list[str]) -> Summary:
     """Remove documents given by indexed name or by path (files or folders)."""
     with store.write_lock(settings.index_dir, settings.lock_timeout):
         base = store.load(settings.index_dir, settings.model, settings.splitter_settings())
-        wanted = resolve_names(base.manifest.get("documents", {}), names)
-        index, summary = index_files(
+        wanted = resolve_names(_records(base), names)
+        change, summary = index_files(
             [],
             LazyEmbedder(settings.model, base.dim),
             settings.splitter_settings(),
             base=base,
             remove=wanted,
         )
-        store.save(index, settings.index_dir)
+        store.commit(settings.index_dir, change, base)
         return summary
 
 
@@ -123,7 +128,7 @@ def update(settings: Settings, progress: bool = False) -> Summary:
     """
     with store.write_lock(settings.index_dir, settings.lock_timeout):
         base = store.load(settings.index_dir, settings.model, settings.splitter_settings())
-        records = base.manifest.get("documents", {})
+        records = _records(base)
         paths = {s: source_path(s, r) for s, r in records.items()}
         gone = [s for s, p in paths.items() if not p.is_file()]
         present: list[Path] = []
@@ -137,6 +142,17 @@ def update(settings: Settings, progress: bool = False) -> Summary:
             else:
                 moved.append((source, _moved_reason(source, target)))
         return _build_locked(settings, base, present, remove=gone, failed=moved, progress=progress)
+
+
+def optimize(settings: Settings) -> str:
+    """Merge the index's segments into one (``chatbot index optimize``); a one-line report."""
+    with store.write_lock(settings.index_dir, settings.lock_timeout):
+        before = store.read_manifest(settings.index_dir)
+        after = store.optimize(settings.index_dir)
+    return (
+        f"{len(before['segments'])} segments merged into {len(after['segments'])} "
+        f"({after['passages']} passages)"
+    )
 
 
 def _moved_reason(source: str, target: str) -> str:
@@ -155,7 +171,7 @@ def stale(settings: Settings, paths: list[Path]) -> list[str]:
         )
     except store.IndexUnusable:
         return ["(index missing or incompatible)"]
-    records = manifest.get("documents", {})
+    records = store.read_records(settings.index_dir, manifest)
     seen: set[str] = set()
     files, missing = collect_files(paths, allow_outside_links=settings.allow_outside_links)
     out: list[str] = [str(p) for p, _ in missing]
@@ -193,11 +209,10 @@ def build(
     with store.write_lock(settings.index_dir, settings.lock_timeout):
         base = load_base(settings, replace=replace_all)
         if base is not None and not remove and replace_all and not stale(settings, paths):
-            docs = base.manifest.get("documents", {})
             return Summary(
-                unchanged=list(docs),
-                total_passages=len(base.passages),
-                total_documents=len(docs),
+                unchanged=list(base.documents),
+                total_passages=base.size,
+                total_documents=len(base.documents),
             )
         return _build_locked(
             settings, base, paths, remove=remove, replace_all=replace_all, progress=progress
@@ -218,7 +233,7 @@ def _build_locked(
 
     ``failed`` are problems found by the caller, reported with the others.
     """
-    index, summary = index_files(
+    change, summary = index_files(
         paths,
         LazyEmbedder(settings.model, base.dim if base is not None else None),
         settings.splitter_settings(),
@@ -233,7 +248,7 @@ def _build_locked(
     summary.failed.extend(failed or [])
     changed = summary.added or summary.updated or summary.removed
     if changed or (base is None and (replace_all or summary.total_documents)):
-        store.save(index, settings.index_dir)
+        store.commit(settings.index_dir, change, base)
     return summary
 
 

@@ -26,6 +26,18 @@ _WORD_RE = re.compile(r"[^\W\d_]+", re.UNICODE)
 MIN_LENGTH = 4
 MAX_WORD_CHARS = Settings.max_word_chars
 
+STORED_WORD_CHARS = 100  # the index stores the counts of words up to this long
+
+
+def count_words(text: str, max_word_chars: int = STORED_WORD_CHARS) -> Counter[str]:
+    """The words a speller counts in ``text`` (folded, ``MIN_LENGTH`` to
+    ``max_word_chars`` letters), with their counts."""
+    return Counter(
+        w
+        for m in _WORD_RE.finditer(fold(text))
+        if MIN_LENGTH <= len(w := m.group()) <= max_word_chars
+    )
+
 
 class Speller:
     """Corrects words against a vocabulary counted from document texts.
@@ -34,14 +46,22 @@ class Speller:
     """
 
     def __init__(self, texts: Iterable[str], max_word_chars: int = MAX_WORD_CHARS) -> None:
-        self.max_word_chars = max_word_chars
         counts: Counter[str] = Counter()
         for text in texts:
-            counts.update(
-                w
-                for m in _WORD_RE.finditer(fold(text))
-                if MIN_LENGTH <= len(w := m.group()) <= max_word_chars
-            )
+            counts.update(count_words(text, max_word_chars))
+        self._init(counts, max_word_chars)
+
+    @classmethod
+    def from_counts(cls, counts: Counter[str], max_word_chars: int = MAX_WORD_CHARS) -> Speller:
+        """A speller over word counts already made by :func:`count_words` (the index stores
+        them per document); words over ``max_word_chars`` are left out."""
+        speller = cls.__new__(cls)
+        kept = Counter({w: c for w, c in counts.items() if len(w) <= max_word_chars})
+        speller._init(kept, max_word_chars)
+        return speller
+
+    def _init(self, counts: Counter[str], max_word_chars: int) -> None:
+        self.max_word_chars = max_word_chars
         self.counts = counts
         self._deletes: dict[str, list[str]] | None = None
 

@@ -32,7 +32,7 @@ from .embedder import Embedder, TokenVectors, get_embedder
 from .evaluate import Evaluation, metrics
 from .index import Index
 from .retrieval import Fusion, Retriever
-from .store import IndexUnusable, load, save
+from .store import IndexUnusable, commit, load, write_lock
 
 log = logging.getLogger(__name__)
 
@@ -131,9 +131,10 @@ def index_articles(
 ) -> SquadIndex:
     """Write the articles of ``squad_file`` as documents and index them.
 
-    The documents go to ``work_dir/docs`` (default: a temporary folder, removed once they
-    are indexed; the index holds their text). With ``keep_index`` the built index is saved
-    there and reused by later runs with the same model, splitter and articles (content hashes
+    The documents go to ``work_dir/docs`` and the index to ``work_dir/index`` (default: a
+    temporary folder, removed once they are indexed: the loaded index keeps its files mapped,
+    which Linux keeps readable). With ``keep_index`` the built index is saved
+    there instead and reused by later runs with the same model, splitter and articles (content hashes
     decide, as for any index).
     """
     if work_dir is None:
@@ -150,14 +151,15 @@ def index_articles(
             )
     docs_dir = work_dir / "docs"
     questions = write_articles(squad_file, docs_dir, limit)
+    index_dir = keep_index if keep_index is not None else work_dir / "index"
     base = None
-    if keep_index is not None and (keep_index / "manifest.json").exists():
+    if (index_dir / "manifest.json").exists():
         try:
-            base = load(keep_index, embedder.name, splitter)
+            base = load(index_dir, embedder.name, splitter)
         except IndexUnusable:
             base = None
     t0 = time.perf_counter()
-    index, summary = index_files(
+    change, summary = index_files(
         [docs_dir],
         embedder,
         splitter,
@@ -167,9 +169,11 @@ def index_articles(
         progress=progress,
         source_of=lambda p: p.name,
     )
+    if base is None or summary.added or summary.updated or summary.removed:
+        with write_lock(index_dir, 60):
+            commit(index_dir, change, base)
     index_s = time.perf_counter() - t0
-    if keep_index is not None and (summary.added or summary.updated or summary.removed):
-        save(index, keep_index)
+    index = load(index_dir, embedder.name, splitter)
     return SquadIndex(index, questions, index_s)
 
 

@@ -1,44 +1,45 @@
-"""The index folder on disk: manifest, generations, the writer lock, saving and loading.
+"""The index folder on disk: manifest, segments, the writer lock, committing and loading.
 
 Layout of ``index/``::
 
-    manifest.json        what the index is (format, model, dimension, splitter settings,
-                         documents with their sha256, package versions) and which
-                         generation folder holds the data
-    gen-000007/          passages.jsonl, documents.jsonl (indexed text), tokens.txt (BM25
-                         terms of each passage, one line each), vectors.npy,
-                         sentence_vectors.npy, token_vectors.npy + token_counts.npy
-                         (contextual vectors of each passage's content tokens, float16),
-                         vectors.faiss (the flat inner-product FAISS index over
-                         vectors.npy, written by ``faiss.write_index``), bm25/
-    .lock                serialises writers
+    manifest.json     what the index is (format, model, dimension, splitter settings, token
+                      codec, package versions), its commit number (``generation``), and the
+                      live segments, each with its documents marked deleted (tombstones)
+    seg-000003/       an immutable segment: the documents one write added, with their
+                      passages, vectors, token codes, BM25 postings and FAISS index
+                      (:mod:`chatbot.segment` lists its files)
+    .lock             serialises writers
 
-Loading maps the large files instead of reading them: ``vectors.npy``,
-``sentence_vectors.npy`` and ``token_vectors.npy`` with ``np.load(mmap_mode="r")``
-(read-only memmaps) and ``vectors.faiss`` with ``faiss.read_index(IO_FLAG_MMAP_IFC)``
-(the vectors it holds stay in the file; faiss's ``IO_FLAG_MMAP`` and
-``IO_FLAG_READ_ONLY`` would read a flat index's vectors into memory). Start-up therefore
-neither reads the vectors nor rebuilds the FAISS index; pages are read when searched.
-Passages, documents and terms are still read whole (JSON Lines and text). A generation
-that a write replaces stays mapped by the readers that loaded it: on Linux a deleted
-file's pages stay readable while mapped, and the previous generation is kept anyway (4).
+Append-only, as Lucene and tantivy are: ``index add`` writes one new segment holding only
+the new documents; ``remove`` and ``update`` mark the old version deleted in the manifest
+(a document number in the segment's ``deleted`` list); nothing already written is copied.
+A merge policy keeps the number of segments logarithmic: when ``MERGE_FACTOR`` segments
+have live sizes of the same order of magnitude (or a segment is mostly deleted), they are
+merged into one, copying their live rows as stored (nothing is embedded again);
+``chatbot index optimize`` merges everything into one segment. The index a reader sees
+does not depend on the segmentation: :class:`chatbot.index.Index` numbers passages in
+canonical order and computes BM25 statistics over live passages only.
+
+Loading reads the manifest and each segment's documents table and maps everything else
+(``np.load(mmap_mode="r")``, ``faiss.read_index(IO_FLAG_MMAP_IFC)``): pages are read when
+a question needs them, so several processes serving one index share them. A reader
+notices a new manifest by its stamp (:func:`manifest_stamp`) between questions.
 
 Crash safety, the rules every writer follows:
 
 1. Writers hold :func:`write_lock` (``flock`` on ``.lock``, released by the kernel if the
    process dies); readers take no lock.
-2. A write never changes what the current manifest names. It builds a new generation in a
-   ``.tmp-*`` folder, fsyncs every file and the folder, renames it to the next free
-   ``gen-NNNNNN``, and only then replaces ``manifest.json`` atomically
-   (:func:`chatbot.files.atomic_write`: temp file, fsync, ``os.replace``, fsync of the
-   folder). The manifest swap is the moment the new index exists.
+2. A write never changes a file the current manifest names. New segments are written in
+   ``.tmp-*`` folders, fsynced, and renamed to the next free ``seg-NNNNNN``; only then is
+   ``manifest.json`` replaced atomically (:func:`chatbot.files.atomic_write`: temp file,
+   fsync, ``os.replace``, fsync of the folder). The swap is the moment the change exists.
 3. So a crash (even ``kill -9``) or a failed write at any point leaves the previous
-   manifest and the generation it names loadable. A failed write removes what it made;
-   what a killed one leaves (``.tmp-*``, a manifest temp file, a generation newer than the
-   one named) is removed by the next writer once it holds the lock (:func:`remove_leftovers`).
-4. After a swap the previous generation is kept, for readers that read the old manifest a
-   moment ago; older ones are deleted. A reader that finds its generation gone reads the
-   manifest again (:func:`load`).
+   manifest and the segments it names loadable. A failed write removes what it made; what
+   a killed one leaves (``.tmp-*``, a manifest temp file, a segment no manifest names) is
+   removed by the next writer once it holds the lock (:func:`remove_leftovers`).
+4. Segments that a commit stops naming (merged or wholly deleted) are kept until the next
+   commit (listed as ``retired``), for readers that read the old manifest a moment ago; a
+   reader that finds a segment gone reads the manifest again (:func:`load`).
 5. A write that fails for lack of permission or space raises :class:`IndexWriteError`
    naming the fix, with the index as it was.
 """
@@ -51,30 +52,27 @@ import errno
 import fcntl
 import json
 import logging
+import math
 import os
 import re
 import shutil
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import faiss
-import numpy as np
-
+from . import segment as seg
 from .files import atomic_write, fsync_dir, is_temp_of
 from .index import RECORD_FIELDS, Index
-from .lexical import LexicalIndex
-from .types import Document, Passage, Span
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 3  # 2: token vectors stored; 3: FAISS index stored (vectors.faiss)
+FORMAT_VERSION = 4  # 2: token vectors; 3: FAISS index stored; 4: segments
 MANIFEST = "manifest.json"
-TERMS_FILE = "tokens.txt"  # BM25 terms: one line per passage, space-separated (name kept)
-FAISS_FILE = "vectors.faiss"  # the flat inner-product index over vectors.npy
+MERGE_FACTOR = 10  # this many segments of one size tier (a power of 10) are merged
 
 
 class IndexUnusable(RuntimeError):
@@ -119,14 +117,22 @@ def package_versions() -> dict[str, str]:
     return out
 
 
-def new_manifest(model: str, dim: int, splitter: dict) -> dict:
-    """The manifest of an index with no documents yet (the builder fills in the rest)."""
+def new_manifest(
+    model: str, dim: int, splitter: dict, tokens: dict | None = None, backend: str = "torch"
+) -> dict:
+    """The manifest of an index with no documents yet."""
     return {
         "format": FORMAT_VERSION,
         "model": model,
         "dim": dim,
         "splitter": splitter,
-        "documents": {},
+        "backend": backend,
+        "tokens": tokens or {"kind": "float16"},
+        "generation": "gen-000000",
+        "segments": [],
+        "retired": [],
+        "passages": 0,
+        "document_count": 0,
         "versions": package_versions(),
     }
 
@@ -137,26 +143,28 @@ def now() -> str:
 
 
 _GENERATION_RE = re.compile(r"gen-[0-9]{1,12}")
+_SEGMENT_RE = re.compile(r"seg-[0-9]{6,12}")
 
 
-def _gen_number(name: str) -> int:
+def _number(name: str) -> int:
     return int(name.split("-", 1)[1])
 
 
-def _current_generation(index_dir: Path) -> str | None:
-    """The generation the manifest names, or None if there is no usable manifest."""
+def _named_segments(index_dir: Path) -> set[str] | None:
+    """The segments the manifest names (live and retired), or None without a usable one."""
     try:
-        generation = json.loads((index_dir / MANIFEST).read_text(encoding="utf-8"))["generation"]
-    except (OSError, ValueError, RecursionError, LookupError, TypeError):
+        manifest = json.loads((index_dir / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
         return None
-    if isinstance(generation, str) and _GENERATION_RE.fullmatch(generation):
-        return generation
-    return None
+    if manifest_problem(manifest) is not None:
+        return None
+    return {e["name"] for e in manifest["segments"]} | set(manifest.get("retired", []))
 
 
-def read_manifest(index_dir: Path) -> dict:
+def read_manifest(index_dir: Path, any_format: bool = False) -> dict:
     """The manifest, checked for shape: IndexMissing if there is none, IndexUnusable
-    (naming the fix) if it is unreadable or not what this version writes."""
+    (naming the fix) if it is unreadable or not what this version writes (another format
+    too, unless ``any_format``: then only its shape is checked)."""
     path = index_dir / MANIFEST
     if not path.exists():
         raise IndexMissing(
@@ -168,6 +176,11 @@ def read_manifest(index_dir: Path) -> dict:
         raise IndexUnusable(
             f"index manifest {path} is unreadable ({exc}); rebuild with `chatbot index build`"
         ) from None
+    if not any_format and isinstance(manifest, dict) and manifest.get("format") != FORMAT_VERSION:
+        raise IndexUnusable(
+            f"index at {index_dir} has format {manifest.get('format')}, this version reads "
+            f"{FORMAT_VERSION}; rebuild it with `chatbot index build --index {index_dir}`"
+        )
     problem = manifest_problem(manifest)
     if problem:
         raise IndexUnusable(
@@ -192,19 +205,42 @@ def manifest_problem(manifest: Any) -> str | None:
         return f"model {manifest.get('model')!r} is not a name"
     if not isinstance(manifest.get("splitter"), dict):
         return f"splitter is a JSON {_json_kind(manifest.get('splitter'))}, not an object"
-    documents = manifest.get("documents")
-    if not isinstance(documents, dict):
-        return f"documents is a JSON {_json_kind(documents)}, not an object"
-    for source, record in documents.items():
-        if not isinstance(record, dict):
-            return f"document {source!r} is a JSON {_json_kind(record)}, not an object"
-        for name, kind in RECORD_FIELDS.items():
-            value = record.get(name)
-            ok = _is_int(value) and value >= 0 if kind == "int" else isinstance(value, str)
-            if not ok:
-                return f"document {source!r} has {name} {value!r}"
-        if record["source"] != source:
-            return f"document {source!r} is recorded as {record['source']!r}"
+    tokens = manifest.get("tokens")
+    if not isinstance(tokens, dict):
+        return f"tokens is a JSON {_json_kind(tokens)}, not an object"
+    segments = manifest.get("segments")
+    if not isinstance(segments, list):
+        return f"segments is a JSON {_json_kind(segments)}, not an array"
+    for entry in segments:
+        problem = _segment_problem(entry)
+        if problem:
+            return problem
+    if len({e["name"] for e in segments}) != len(segments):
+        return "a segment is listed twice"
+    retired = manifest.get("retired", [])
+    if not isinstance(retired, list) or not all(
+        isinstance(r, str) and _SEGMENT_RE.fullmatch(r) for r in retired
+    ):
+        return f"retired {retired!r} is not a list of segment names"
+    return None
+
+
+def _segment_problem(entry: Any) -> str | None:
+    if not isinstance(entry, dict):
+        return f"a segment is a JSON {_json_kind(entry)}, not an object"
+    name = entry.get("name")
+    if not isinstance(name, str) or not _SEGMENT_RE.fullmatch(name):
+        return f"segment {name!r} is not a segment folder name like 'seg-000001'"
+    for key in ("passages", "documents"):
+        if not _is_int(entry.get(key)) or entry[key] < 0:
+            return f"segment {name} has {key} {entry.get(key)!r}"
+    deleted = entry.get("deleted", [])
+    if not isinstance(deleted, list) or not all(
+        _is_int(d) and 0 <= d < entry["documents"] for d in deleted
+    ):
+        return f"segment {name} has deleted {deleted!r}"
+    if not isinstance(entry.get("search", {}), dict):
+        return f"segment {name} has search {entry.get('search')!r}"
     return None
 
 
@@ -217,8 +253,14 @@ def _json_kind(value: Any) -> str:
     return kinds.get(type(value), "number")
 
 
-def check_compatible(manifest: dict, model: str | None, splitter: dict | None, where: Path) -> None:
-    """Refuse an index built with another model, splitter setting or format."""
+def check_compatible(
+    manifest: dict,
+    model: str | None,
+    splitter: dict | None,
+    where: Path,
+    backend: str | None = None,
+) -> None:
+    """Refuse an index built with another model, splitter setting, backend or format."""
     fix = f"rebuild it with `chatbot index build --index {where}`"
     if manifest.get("format") != FORMAT_VERSION:
         raise IndexUnusable(
@@ -229,6 +271,11 @@ def check_compatible(manifest: dict, model: str | None, splitter: dict | None, w
         raise IndexUnusable(
             f"index at {where} was built with model {manifest.get('model')!r}, but {model!r} is "
             f"configured; {fix} (or pass --model {manifest.get('model')})"
+        )
+    if backend is not None and manifest.get("backend", "torch") != backend:
+        raise IndexUnusable(
+            f"index at {where} was embedded with the {manifest.get('backend')!r} backend, but "
+            f"{backend!r} is configured; {fix} (or set CHATBOT_BACKEND={manifest.get('backend')})"
         )
     if splitter is not None and manifest.get("splitter") != splitter:
         raise IndexUnusable(
@@ -293,195 +340,247 @@ def write_lock(index_dir: Path, timeout: float) -> Iterator[None]:
 
 def remove_leftovers(index_dir: Path) -> None:
     """Remove what interrupted writes left behind: ``.tmp-*`` folders, a half-written
-    manifest, and generations newer than the live one (written, but never named by the
-    manifest). The live generation and older ones are kept. Callers hold the lock.
-    """
-    live = _current_generation(index_dir)
+    manifest, segments no manifest names, and the folders of older formats. Only with a
+    usable manifest (callers hold the lock): without one nothing is known to be garbage."""
+    named = _named_segments(index_dir)
     try:
         entries = list(index_dir.iterdir())
     except OSError:
         return
     for p in entries:
-        newer = (
-            live is not None
-            and _GENERATION_RE.fullmatch(p.name)
-            and _gen_number(p.name) > _gen_number(live)
-        )
-        if p.name.startswith(".tmp-") or newer:
-            if p.is_dir() and not p.is_symlink():
-                log.info("removing %s, left by an interrupted write", p)
-                shutil.rmtree(p, ignore_errors=True)
-        elif is_temp_of(MANIFEST, p.name):
+        if is_temp_of(MANIFEST, p.name):
             with contextlib.suppress(OSError):
                 p.unlink()
+            continue
+        garbage = p.name.startswith(".tmp-") or (
+            named is not None
+            and (_SEGMENT_RE.fullmatch(p.name) or _GENERATION_RE.fullmatch(p.name))
+            and p.name not in named
+        )
+        if garbage and p.is_dir() and not p.is_symlink():
+            log.info("removing %s, left by an interrupted write or an older format", p)
+            shutil.rmtree(p, ignore_errors=True)
 
 
-# ---------------------------------------------------------------------------- saving
+# ---------------------------------------------------------------------------- committing
 
 
-def save(index: Index, index_dir: Path) -> Path:
-    """Write ``index`` as a new generation, then swap the manifest atomically.
+@dataclass
+class Change:
+    """What a write does to an index: the documents it adds (one new segment), and the
+    indexed documents it drops (removed, or replaced by their new version).
 
-    Callers hold :func:`write_lock`. See the module docstring for what a crash or a failed
-    write leaves (the previous index, loadable); a failed write raises IndexWriteError.
+    ``fresh``: start a new index, dropping every existing segment (a first build, or a
+    build replacing an index made with other settings). ``manifest`` holds the settings
+    (model, dim, splitter, backend, token codec) of the index written.
+    """
+
+    manifest: dict
+    new: seg.SegmentArrays | None = None
+    dropped: list[str] = field(default_factory=list)
+    fresh: bool = False
+
+
+def commit(index_dir: Path, change: Change, base: Index | None) -> dict:
+    """Apply ``change`` to the index whose loaded state is ``base``: write the new segment,
+    mark dropped documents deleted, merge by the merge policy, and swap the manifest.
+    Returns the new manifest. Callers hold :func:`write_lock`. A failed write raises
+    IndexWriteError and leaves the index as it was (see the module docstring).
     """
     try:
-        return _save(index, index_dir)
+        return _commit(index_dir, change, base)
     except OSError as exc:
         if isinstance(exc, IndexWriteError):
             raise
         raise write_error(index_dir, exc) from exc
 
 
-def _save(index: Index, index_dir: Path) -> Path:
+def _commit(index_dir: Path, change: Change, base: Index | None) -> dict:
     index_dir.mkdir(parents=True, exist_ok=True)
-    previous = _current_generation(index_dir)
-    gens = sorted(
-        _gen_number(p.name)
-        for p in index_dir.glob("gen-*")
-        if p.is_dir() and _GENERATION_RE.fullmatch(p.name)
-    )
-    name = f"gen-{(gens[-1] if gens else 0) + 1:06d}"
-    terms = index.terms
-    if terms is None:
-        from .build import passage_terms  # chatbot.build imports this module
-
-        terms = passage_terms(index.passages, index.documents)
-    _write_generation(index, terms, index_dir, name)
-    manifest = dict(index.manifest, generation=name, written_at=now())
+    old = base.manifest if base is not None and not change.fresh else None
+    segments = [
+        dict(e, deleted=list(e.get("deleted", []))) for e in (old or {}).get("segments", [])
+    ]
+    by_name = {e["name"]: e for e in segments}
+    for source in change.dropped:
+        assert base is not None
+        s, d = base._where[source]
+        entry = by_name[base.segments[s].name]
+        if d not in entry["deleted"]:
+            entry["deleted"] = sorted([*entry["deleted"], d])
+            entry["deleted_passages"] = (
+                entry.get("deleted_passages", 0) + base.segments[s].docs[d]["count"]
+            )
+    made: list[str] = []
     try:
+        if change.new is not None and change.new.size:
+            entry = _write_segment(index_dir, change.new, change.manifest["dim"])
+            made.append(entry["name"])
+            segments.append(entry)
+        segments = [e for e in segments if len(e["deleted"]) < e["documents"]]
+        segments = _merge_by_policy(index_dir, segments, change.manifest["dim"], made)
+        manifest = _next_manifest(index_dir, change.manifest, old, segments)
         atomic_write(index_dir / MANIFEST, json.dumps(manifest, ensure_ascii=False, indent=1))
     except BaseException:
-        # Unless the swap happened (and only the folder's fsync failed), the manifest
-        # still names the previous generation: drop the one it never named.
-        if _current_generation(index_dir) != name:
-            shutil.rmtree(index_dir / name, ignore_errors=True)
+        # Unless the swap happened (and only the folder's fsync failed), the manifest does
+        # not name what this write made: drop it.
+        named = _named_segments(index_dir) or set()
+        for name in made:
+            if name not in named:
+                shutil.rmtree(index_dir / name, ignore_errors=True)
         raise
-    index.manifest = manifest
-    index.path = index_dir
-    index.terms = terms
-    # Keep the previous generation for readers that read the old manifest a moment ago.
-    _collect_garbage(index_dir, keep={name, previous or ""})
-    return index_dir / name
+    remove_leftovers(index_dir)  # what the previous commit retired, older formats
+    return manifest
 
 
-def _write_generation(index: Index, terms: list[list[str]], index_dir: Path, name: str) -> None:
-    """Write the data files into ``.tmp-*``, fsync them, and rename it to ``name``."""
+def _next_manifest(index_dir: Path, settings: dict, old: dict | None, segments: list) -> dict:
+    previous = _read_raw_manifest(index_dir)
+    number = _number(previous["generation"]) + 1 if previous else 1
+    live = {e["name"] for e in segments}
+    # Segments the previous manifest named but this one does not: kept for one commit.
+    before = [e["name"] for e in previous.get("segments", [])] if previous else []
+    manifest = dict(settings)
+    manifest.update(
+        format=FORMAT_VERSION,
+        generation=f"gen-{number:06d}",
+        segments=segments,
+        retired=[n for n in before if n not in live],
+        passages=sum(e["passages"] - e.get("deleted_passages", 0) for e in segments),
+        document_count=sum(e["documents"] - len(e["deleted"]) for e in segments),
+        versions=package_versions(),
+        written_at=now(),
+    )
+    return manifest
+
+
+def _read_raw_manifest(index_dir: Path) -> dict | None:
+    """The current manifest if it is one this version wrote, else None."""
+    try:
+        manifest = json.loads((index_dir / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return None
+    if manifest_problem(manifest) is not None or manifest.get("format") != FORMAT_VERSION:
+        return None
+    return manifest
+
+
+def _write_segment(index_dir: Path, arrays: seg.SegmentArrays, dim: int) -> dict:
+    """Write ``arrays`` as the next free ``seg-NNNNNN`` (via ``.tmp-*``); its manifest entry."""
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=index_dir))
     try:
         tmp.chmod(0o755)  # mkdtemp makes it private; readers may run as another user
-        with open(tmp / "passages.jsonl", "w", encoding="utf-8") as fh:
-            fh.writelines(_json_line(_passage_dict(p)) for p in index.passages)
-        with open(tmp / "documents.jsonl", "w", encoding="utf-8") as fh:
-            fh.writelines(_json_line(_document_dict(d)) for d in index.documents.values())
-        with open(tmp / TERMS_FILE, "w", encoding="utf-8") as fh:
-            fh.write("".join(" ".join(t) + "\n" for t in terms))
-        np.save(tmp / "vectors.npy", index.vectors)
-        np.save(tmp / "sentence_vectors.npy", index.sentence_vectors)
-        np.save(tmp / "token_vectors.npy", np.asarray(index.token_vectors, dtype=np.float16))
-        np.save(tmp / "token_counts.npy", np.asarray(index.token_counts, dtype=np.int64))
-        faiss.write_index(index.faiss_index, str(tmp / FAISS_FILE))
-        index.lexical.save(tmp / "bm25")
-        for f in tmp.rglob("*"):
-            if f.is_file():
-                with open(f, "rb") as fh:
-                    os.fsync(fh.fileno())
+        fields = seg.write(arrays, tmp, dim)
         fsync_dir(tmp)
+        numbers = [_number(p.name) for p in index_dir.iterdir() if _SEGMENT_RE.fullmatch(p.name)]
+        name = f"seg-{max(numbers, default=0) + 1:06d}"
         os.rename(tmp, index_dir / name)
+        fsync_dir(index_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    return {"name": name, **fields, "deleted": [], "deleted_passages": 0}
 
 
-def _collect_garbage(index_dir: Path, keep: set[str]) -> None:
-    """Drop old generations and leftovers of interrupted writes (callers hold the lock)."""
-    for p in index_dir.iterdir():
-        ours = p.name.startswith((".tmp-", "gen-"))
-        if p.is_dir() and ours and p.name not in keep:
-            shutil.rmtree(p, ignore_errors=True)
+def _live(entry: dict) -> int:
+    return entry["passages"] - entry.get("deleted_passages", 0)
 
 
-def _json_line(obj: dict) -> str:
-    return json.dumps(obj, ensure_ascii=False) + "\n"
+def _tier(entry: dict) -> int:
+    return int(math.log10(max(_live(entry), 1)))
 
 
-def _passage_dict(p: Passage) -> dict:
-    """``asdict(p)`` without its deep copies (much faster for many passages)."""
-    return {
-        "text": p.text,
-        "source": p.source,
-        "start": p.start,
-        "end": p.end,
-        "heading": p.heading,
-        "page": p.page,
-        "sentences": [list(s) for s in p.sentences],
-    }
+def _merge_by_policy(index_dir: Path, segments: list, dim: int, made: list[str]) -> list:
+    """Merge while the policy asks: ``MERGE_FACTOR`` segments of one size tier (live
+    passages, by powers of ten) become one; a segment with more deleted than live passages
+    is rewritten without them. Each passage is so copied about once per tier it climbs."""
+    while True:
+        tiers: dict[int, list[dict]] = {}
+        for e in segments:
+            tiers.setdefault(_tier(e), []).append(e)
+        group = next((g for _, g in sorted(tiers.items()) if len(g) >= MERGE_FACTOR), None)
+        if group is None:
+            group = next(([e] for e in segments if e.get("deleted_passages", 0) > _live(e)), None)
+        if group is None:
+            return segments
+        merged = merge_segments(index_dir, group, dim)
+        made.append(merged["name"])
+        names = {e["name"] for e in group}
+        at = min(i for i, e in enumerate(segments) if e["name"] in names)
+        segments = [e for e in segments if e["name"] not in names]
+        segments.insert(at, merged)
 
 
-def _document_dict(d: Document) -> dict:
-    return {
-        "source": d.source,
-        "text": d.text,
-        "title": d.title,
-        "headings": [{"start": h.start, "end": h.end} for h in d.headings],
-        "pages": [list(p) for p in d.pages],
-    }
+def merge_segments(index_dir: Path, group: list[dict], dim: int) -> dict:
+    """Write one new segment holding the live documents of the ``group`` segments."""
+    parts = []
+    for e in group:
+        opened = seg.Segment(index_dir / e["name"], e.get("search"))
+        dead = set(e.get("deleted", []))
+        parts.append((opened, [d for d in range(len(opened.docs)) if d not in dead]))
+    log.info("merging %d segments (%d passages)", len(group), sum(_live(e) for e in group))
+    return _write_segment(index_dir, seg.merge(parts), dim)
+
+
+def optimize(index_dir: Path) -> dict:
+    """Merge every segment into one (dropping deleted rows); returns the new manifest.
+    Callers hold :func:`write_lock`."""
+    manifest = read_manifest(index_dir)
+    segments = manifest["segments"]
+    if len(segments) <= 1 and not any(e.get("deleted") for e in segments):
+        return manifest
+    made: list[str] = []
+    try:
+        merged = merge_segments(index_dir, segments, manifest["dim"])
+        made.append(merged["name"])
+        settings = {k: v for k, v in manifest.items() if k not in ("segments", "retired")}
+        new = _next_manifest(index_dir, settings, manifest, [merged])
+        atomic_write(index_dir / MANIFEST, json.dumps(new, ensure_ascii=False, indent=1))
+    except OSError as exc:
+        for name in made:
+            shutil.rmtree(index_dir / name, ignore_errors=True)
+        raise write_error(index_dir, exc) from exc
+    remove_leftovers(index_dir)
+    return new
 
 
 # ---------------------------------------------------------------------------- loading
 
 
-def load(index_dir: Path, model: str | None = None, splitter: dict | None = None) -> Index:
-    """Load the current generation, checking it matches the configured model and splitter.
+def load(
+    index_dir: Path,
+    model: str | None = None,
+    splitter: dict | None = None,
+    backend: str | None = None,
+) -> Index:
+    """Load the index, checking it matches the configured model, splitter and backend.
 
-    If a writer replaces the generation while it is being read, the new one is read instead.
+    If a writer replaces a segment while it is being opened, the new manifest is read.
     """
     for attempt in range(3):
         manifest = read_manifest(index_dir)
-        check_compatible(manifest, model, splitter, index_dir)
+        check_compatible(manifest, model, splitter, index_dir, backend)
         try:
-            return _load_generation(index_dir, manifest)
+            return _open(index_dir, manifest)
         except IndexUnusable:
-            if attempt == 2 or _current_generation(index_dir) == manifest.get("generation"):
+            if attempt == 2 or manifest_stamp(index_dir) is None:
+                raise
+            if json.loads((index_dir / MANIFEST).read_text("utf-8")) == manifest:
                 raise
             log.info("index at %s changed while loading; loading the new one", index_dir)
     raise AssertionError("unreachable")
 
 
-def _load_generation(index_dir: Path, manifest: dict) -> Index:
+def _open(index_dir: Path, manifest: dict) -> Index:
     try:
-        gen = index_dir / manifest["generation"]
-        with open(gen / "passages.jsonl", encoding="utf-8") as fh:
-            passages = [_passage(json.loads(line)) for line in fh]
-        with open(gen / "documents.jsonl", encoding="utf-8") as fh:
-            docs = [_document(json.loads(line)) for line in fh]
-        terms = _read_terms(gen / TERMS_FILE, len(passages))
-        # Memory-mapped, read-only: pages are read when used. Token vectors are read in
-        # full when first matched (``Index.token_matrix``).
-        vectors = np.load(gen / "vectors.npy", mmap_mode="r")
-        sentence_vectors = np.load(gen / "sentence_vectors.npy", mmap_mode="r")
-        token_vectors = np.load(gen / "token_vectors.npy", mmap_mode="r")
-        token_counts = np.load(gen / "token_counts.npy")
-        lexical = LexicalIndex.load(gen / "bm25", len(passages))
-        if vectors.shape != (len(passages), int(manifest["dim"])):
-            raise ValueError(f"vectors.npy has shape {vectors.shape}")
-        if len(token_counts) != len(passages) or int(token_counts.sum()) != len(token_vectors):
-            raise ValueError("token_vectors.npy does not match token_counts.npy")
-        # The stored flat index, mapped (IO_FLAG_MMAP_IFC: its vectors stay in the file).
-        faiss_index = faiss.read_index(str(gen / FAISS_FILE), faiss.IO_FLAG_MMAP_IFC)
-        return Index(  # checks that the FAISS index matches the vectors
-            manifest=manifest,
-            passages=passages,
-            documents={d.source: d for d in docs},
-            vectors=vectors,
-            sentence_vectors=sentence_vectors,
-            token_vectors=token_vectors,
-            token_counts=token_counts,
-            lexical=lexical,
-            terms=terms,
-            path=index_dir,
-            faiss_index=faiss_index,
-        )
+        segments = [
+            seg.Segment(index_dir / e["name"], e.get("search")) for e in manifest["segments"]
+        ]
+        for s, e in zip(segments, manifest["segments"], strict=True):
+            if s.size != e["passages"] or len(s.docs) != e["documents"]:
+                raise ValueError(f"{s.name} does not hold what the manifest says")
+            for doc in s.docs:
+                _check_record(doc)
+        return Index(manifest, segments, index_dir)
     except (OSError, ValueError, RuntimeError, LookupError, TypeError, AttributeError) as exc:
         raise IndexUnusable(
             f"index at {index_dir} is damaged ({type(exc).__name__}: {exc}); "
@@ -489,22 +588,32 @@ def _load_generation(index_dir: Path, manifest: dict) -> Index:
         ) from None
 
 
-def _read_terms(path: Path, count: int) -> list[list[str]] | None:
-    """Stored BM25 terms, or None for a generation without them (they are recomputed)."""
-    if not path.exists():
-        return None
-    lines = path.read_text(encoding="utf-8").split("\n")[:-1]
-    if len(lines) != count:
-        raise ValueError(f"{path.name} has {len(lines)} lines for {count} passages")
-    return [line.split(" ") if line else [] for line in lines]
+def read_records(index_dir: Path, manifest: dict | None = None) -> dict[str, dict]:
+    """The live documents' records (source, path, sha256, passages, ...) by name, read from
+    the segments' document tables without opening the rest of the index."""
+    manifest = manifest or read_manifest(index_dir)
+    out: dict[str, dict] = {}
+    try:
+        for e in manifest["segments"]:
+            dead = set(e.get("deleted", []))
+            with open(index_dir / e["name"] / "documents.jsonl", encoding="utf-8") as fh:
+                for d, line in enumerate(fh):
+                    if d not in dead:
+                        doc = json.loads(line)
+                        out[doc["source"]] = {k: doc[k] for k in RECORD_FIELDS}
+    except (OSError, ValueError, LookupError, TypeError) as exc:
+        raise IndexUnusable(
+            f"index at {index_dir} is damaged ({type(exc).__name__}: {exc}); "
+            "rebuild with `chatbot index build`"
+        ) from None
+    return dict(sorted(out.items()))
 
 
-def _passage(d: dict) -> Passage:
-    d["sentences"] = [tuple(s) for s in d.get("sentences", [])]
-    return Passage(**d)
-
-
-def _document(d: dict) -> Document:
-    d["headings"] = [Span(**h) for h in d.get("headings", [])]
-    d["pages"] = [tuple(p) for p in d.get("pages", [])]
-    return Document(**d)
+def _check_record(doc: Any) -> None:
+    if not isinstance(doc, dict):
+        raise ValueError(f"a document is a JSON {_json_kind(doc)}, not an object")
+    for name, kind in RECORD_FIELDS.items():
+        value = doc.get(name)
+        ok = _is_int(value) and value >= 0 if kind == "int" else isinstance(value, str)
+        if not ok:
+            raise ValueError(f"document {doc.get('source')!r} has {name} {value!r}")

@@ -162,10 +162,14 @@ DAMAGE = {
     "array": lambda m: [1, 2, 3],
     "null": lambda m: None,
     "string": lambda m: "x",
-    "documents list": lambda m: dict(m, documents=[]),
-    "record list": lambda m: dict(m, documents={s: [] for s in m["documents"]}),
-    "record field": lambda m: dict(
-        m, documents={s: dict(r, passages="many") for s, r in m["documents"].items()}
+    "segments list": lambda m: dict(m, segments={}),
+    "segment not an object": lambda m: dict(m, segments=[[]]),
+    "segment count": lambda m: dict(m, segments=[dict(e, passages="many") for e in m["segments"]]),
+    "tombstone out of range": lambda m: dict(
+        m, segments=[dict(e, deleted=[e["documents"]]) for e in m["segments"]]
+    ),
+    "segment escapes": lambda m: dict(
+        m, segments=[dict(e, name="../" + e["name"]) for e in m["segments"]]
     ),
     "generation escapes": lambda m: dict(m, generation="../" + m["generation"]),
     "generation not a string": lambda m: dict(m, generation=["gen-000001"]),
@@ -202,8 +206,8 @@ def test_a_damaged_manifest_is_one_error_line_and_build_repairs_it(
     assert capsys.readouterr().out.startswith("added 2 documents, ")
     index = store.load(fake_index.index_dir, "fake-64")
     assert len(index.documents) == 2
-    gens = sorted(p.name for p in fake_index.index_dir.iterdir() if p.name.startswith("gen-"))
-    assert gens[-1] == index.manifest["generation"]
+    segs = sorted(p.name for p in fake_index.index_dir.iterdir() if p.name.startswith("seg-"))
+    assert segs[-1] == index.manifest["segments"][-1]["name"]
 
 
 def test_a_manifest_that_is_not_json_text_is_one_error_line(
@@ -215,13 +219,15 @@ def test_a_manifest_that_is_not_json_text_is_one_error_line(
     assert cli("index", "build", str(fake_index.corpus_dir), settings=fake_index) == 0
 
 
-def test_a_generation_outside_the_index_is_never_read(fake_index: Settings) -> None:
+def test_a_segment_outside_the_index_is_never_read(fake_index: Settings) -> None:
     manifest = _manifest(fake_index)
+    name = manifest["segments"][0]["name"]
     outside = fake_index.index_dir.parent / "elsewhere"
-    (fake_index.index_dir / manifest["generation"]).rename(outside)
+    (fake_index.index_dir / name).rename(outside)
     path = fake_index.index_dir / "manifest.json"
-    path.write_text(json.dumps(dict(manifest, generation="../elsewhere")))
-    with pytest.raises(store.IndexUnusable, match="generation '../elsewhere' is not"):
+    bad = dict(manifest, segments=[dict(manifest["segments"][0], name="../elsewhere")])
+    path.write_text(json.dumps(bad))
+    with pytest.raises(store.IndexUnusable, match="segment '../elsewhere' is not"):
         store.load(fake_index.index_dir)
     assert service.build(fake_index, replace_all=True).added  # rebuilt, not loaded
     assert outside.is_dir()  # and nothing outside the index folder was removed
@@ -327,7 +333,8 @@ def test_status_and_list_report_an_index_ask_refuses(
         path = fake_index.index_dir / "manifest.json"
         path.write_text(json.dumps(dict(_manifest(fake_index), format=1)))
     else:
-        (fake_index.index_dir / _manifest(fake_index)["generation"] / "vectors.npy").unlink()
+        seg = _manifest(fake_index)["segments"][0]["name"]
+        (fake_index.index_dir / seg / "vectors.npy").unlink()
     assert cli("index", sub, settings=settings) == 1
     captured = capsys.readouterr()
     err = one_error_line(captured.err)
@@ -351,19 +358,19 @@ def test_leftovers_are_removed_even_when_nothing_changed(
     index_dir = fake_index.index_dir
     extra = tmp_path / "extra.txt"
     extra.write_text(NOTES)
-    service.build(fake_index, [extra])  # a second generation; the first one is kept
-    gens = sorted(p.name for p in index_dir.iterdir() if p.name.startswith("gen-"))
-    assert gens == ["gen-000001", "gen-000002"]
+    service.build(fake_index, [extra])  # a second segment
+    segs = sorted(p.name for p in index_dir.iterdir() if p.name.startswith("seg-"))
+    assert segs == ["seg-000001", "seg-000002"]
     (index_dir / ".tmp-killed").mkdir()
     (index_dir / ".tmp-killed" / "vectors.npy").write_bytes(b"partial")
-    (index_dir / "gen-000003").mkdir()  # renamed, but the manifest was never swapped
+    (index_dir / "seg-000003").mkdir()  # renamed, but the manifest was never swapped
     (index_dir / ".manifest.json.tmp").write_text("{")
     (index_dir / "notes.txt").write_text("not ours")
 
     assert cli("index", "build", str(fake_index.corpus_dir), str(extra), settings=fake_index) == 0
     assert capsys.readouterr().out.startswith("no changes (index: 3 documents, ")
     left = sorted(p.name for p in index_dir.iterdir())
-    assert left == [".lock", "gen-000001", "gen-000002", "manifest.json", "notes.txt"]
+    assert left == [".lock", "manifest.json", "notes.txt", "seg-000001", "seg-000002"]
     assert store.load(index_dir).manifest["generation"] == "gen-000002"
 
 

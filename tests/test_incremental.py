@@ -141,9 +141,9 @@ def test_every_format_is_indexed_verbatim(
     assert "secretScript" not in html_text and "color" not in html_text
     assert "JavaScript" not in html_text
     assert index.documents[source_of(index, "iron.pdf")].title == "Iron"
-    for rec in index.manifest["documents"].values():
-        assert Path(rec["path"]).is_absolute() and Path(rec["path"]).exists()
-    assert {Path(r["path"]).name for r in index.manifest["documents"].values()} == {
+    for rec in index.doc_records.values():
+        assert Path(rec.path).is_absolute() and Path(rec.path).exists()
+    assert {Path(r.path).name for r in index.doc_records.values()} == {
         f.name for f in files.values()
     }
 
@@ -347,7 +347,7 @@ def _snapshot(index_dir: Path) -> tuple:
     index = store.load(index_dir)
     return (
         index.manifest["generation"],
-        sorted(index.manifest["documents"]),
+        sorted(index.documents),
         [p.text for p in index.passages],
         index.vectors.copy(),
     )
@@ -435,7 +435,7 @@ def test_two_writers_are_serialised_by_the_lock(fake_settings: Settings, tmp_pat
             holder.wait()
     assert [w.returncode for w in writers] == [0, 0], results
     assert all(out.startswith("added 1 document") for out, _ in results)
-    docs = store.load(index_dir).manifest["documents"]
+    docs = store.read_records(index_dir)
     assert {Path(r["path"]).name for r in docs.values()} == {"a.txt", "b.txt"}  # no lost update
 
 
@@ -455,11 +455,12 @@ def test_live_retriever_picks_up_a_new_index(
     assert second is not first and build.default_source(extra) in second.index.documents
     assert second.ask("caffeine stimulant coffee").hits[0].source.endswith("coffee.txt")
 
-    # A manifest naming a generation that is not there: keep serving the last good index.
+    # A manifest naming a segment that is not there: keep serving the last good index.
     manifest_path = fake_index.index_dir / "manifest.json"
     manifest = json.loads(manifest_path.read_text())
     broken = fake_index.index_dir / "broken.json"
-    broken.write_text(json.dumps(dict(manifest, generation="gen-999999")))
+    missing = [dict(e, name="seg-999999") for e in manifest["segments"]]
+    broken.write_text(json.dumps(dict(manifest, segments=missing)))
     os.replace(broken, manifest_path)
     with caplog.at_level(logging.WARNING, logger="chatbot.service"):
         assert live.get() is second
@@ -530,7 +531,9 @@ def test_any_sequence_of_changes_equals_a_fresh_build(
     np.testing.assert_allclose(a.sentence_vectors, b.sentence_vectors, atol=1e-6)
     np.testing.assert_array_equal(a.token_counts, b.token_counts)
     np.testing.assert_allclose(a.token_vectors, b.token_vectors, atol=1e-3)
-    assert a.terms == b.terms
+    assert [a.passage_terms(i) for i in range(a.size)] == [
+        b.passage_terms(i) for i in range(b.size)
+    ]
     for query in (["calcium", "bone"], ["tea", "oxidis"], ["iron"]):
         np.testing.assert_allclose(a.lexical.scores(query), b.lexical.scores(query))
     ra, rb = service.open_retriever(fake_settings), service.open_retriever(fresh)

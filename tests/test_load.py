@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from chatbot import store
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -26,5 +27,5 @@ def test_load_bench_short_run_has_no_failures(tmp_path: Path) -> None:
         assert requests > 0 and failures == 0 and bad == 0
         assert row[7] != "-"  # the add ran while the clients asked
     # The add landed in the index the server was answering from.
-    manifest = json.loads((tmp_path / "index-batch-8" / "manifest.json").read_text())
-    assert [s for s in manifest["documents"] if s.endswith("/green_tea.txt")]
+    records = store.read_records(tmp_path / "index-batch-8")
+    assert [s for s in records if s.endswith("/green_tea.txt")]

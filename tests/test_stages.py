@@ -77,7 +77,7 @@ def test_idf_is_lucene_idf_and_absent_terms_get_the_highest(lexical: LexicalInde
     assert lexical.idf_single == pytest.approx(math.log(1 + (n - 1 + 0.5) / 1.5))
     assert lexical.idf("coffee") == lexical.idf_absent > lexical.idf_single
     assert lexical.idf("coffee", default=1.5) == 1.5
-    assert lexical.idf_table()["black"] == lexical.idf("black")
+    assert lexical.df("black") == 1 and lexical.df("coffee") == 0
 
 
 # --------------------------------------------------------------------------- evidence
@@ -92,8 +92,9 @@ def test_passage_and_best_sentence_cosine() -> None:
     sentence_vectors = np.array(
         [[1, 0, 0], [0, 1, 0], [0, 0, 1], [0, 0, 1], [0.6, 0.8, 0], [1, 0, 0]], np.float32
     )
-    start, counts = np.array([0, 2, 3]), np.array([2, 1, 3])
-    best = evidence.best_sentence_cosine(sentence_vectors, start, counts, cand, qvec)
+    # candidates 0 and 2: their sentence rows end to end
+    rows = np.concatenate([sentence_vectors[0:2], sentence_vectors[3:6]])
+    best = evidence.best_sentence_cosine(rows, np.array([2, 3]), qvec)
     np.testing.assert_allclose(best, [0.8, 1.0], rtol=1e-6)
 
 
@@ -193,7 +194,10 @@ def test_token_matcher_best_cosine_per_word_on_plain_arrays() -> None:
     matrix = np.eye(3, dtype=np.float32)
     counts = np.array([2, 0, 1])
     terms = {0: {"tea", "2020"}, 2: {"tea"}}
-    matcher = ranking.TokenMatcher(lambda: matrix, np.array([0, 2, 2]), counts, terms.__getitem__)
+    starts = [0, 2, 2]
+    matcher = ranking.TokenMatcher(
+        lambda p: matrix[starts[p] : starts[p] + counts[p]], counts, terms.__getitem__
+    )
     q = TokenVectors(
         np.array([[0.6, 0.8, 0], [0, 0, 1], [0, 1, 0]], np.float32),
         np.array([0, 1, 1], np.int32),  # "tea" is one piece, "2020" two
@@ -206,10 +210,16 @@ def test_token_matcher_best_cosine_per_word_on_plain_arrays() -> None:
     assert matcher.word_match(empty, np.array([0, 2])).shape == (0, 2)
 
 
-def test_passage_terms_from_the_index_or_the_text() -> None:
-    passages = [Passage("Green tea.", "a", 0, 10)]
-    assert ranking.PassageTerms([["stored"]], passages)(0) == {"stored"}
-    assert ranking.PassageTerms(None, passages)(0) == {"green", "tea"}
+def test_passage_terms_are_made_once_per_passage() -> None:
+    calls: list[int] = []
+
+    def terms_of(i: int) -> list[str]:
+        calls.append(i)
+        return ["green", "tea", "tea"]
+
+    terms = ranking.PassageTerms(terms_of)
+    assert terms(3) == {"green", "tea"} and terms(3) == {"green", "tea"}
+    assert calls == [3]
 
 
 # --------------------------------------------------------------------------- confidence

@@ -28,7 +28,7 @@ class WordWeights:
     """
 
     def __init__(self, lexical: LexicalIndex, max_word_chars: int = MAX_WORD_CHARS) -> None:
-        self._idf = lexical.idf_table()
+        self._lexical = lexical
         self._rare = lexical.idf_single
         self.max_word_chars = max_word_chars
         self.cache: dict[str, float] = {}
@@ -43,7 +43,7 @@ class WordWeights:
             rare = self._rare
             terms = tokenize(word)
             weight = (
-                sum(min(self._idf.get(t, rare), rare) for t in terms) / len(terms)
+                sum(min(self._lexical.idf(t, rare), rare) for t in terms) / len(terms)
                 if terms
                 else rare
             )

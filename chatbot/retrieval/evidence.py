@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..index import segment_offsets, segment_rows
+from ..index import segment_offsets
 
 
 @dataclass
@@ -35,18 +35,12 @@ def passage_cosine(vectors: np.ndarray, cand: np.ndarray, qvec: np.ndarray) -> n
 
 
 def best_sentence_cosine(
-    sentence_vectors: np.ndarray,
-    sentence_start: np.ndarray,
-    sentence_counts: np.ndarray,
-    cand: np.ndarray,
-    qvec: np.ndarray,
+    sentence_rows: np.ndarray, sentence_counts: np.ndarray, qvec: np.ndarray
 ) -> np.ndarray:
-    """Each candidate's best sentence cosine: its sentence rows gathered (``sentence_start``,
-    ``sentence_counts`` per passage), one product, then a segmented max. Counts must be at
-    least 1 (the splitter gives every passage a sentence)."""
-    counts = sentence_counts[cand]
-    rows = segment_rows(sentence_start[cand], counts)
-    return np.maximum.reduceat(sentence_vectors[rows] @ qvec, segment_offsets(counts))
+    """Each candidate's best sentence cosine: ``sentence_rows`` holds the candidates'
+    sentence vectors end to end (``sentence_counts`` per candidate, each at least 1: the
+    splitter gives every passage a sentence); one product, then a segmented max."""
+    return np.maximum.reduceat(sentence_rows @ qvec, segment_offsets(sentence_counts))
 
 
 def ideal_normalised(bm25: np.ndarray, term_idfs: Iterable[float]) -> np.ndarray:

@@ -17,7 +17,6 @@ import numpy as np
 from ..embedder import TokenVectors
 from ..index import segment_offsets
 from ..lexical import tokenize
-from ..types import Passage
 from .evidence import Features
 
 _DIGIT = re.compile(r"\d")
@@ -122,39 +121,35 @@ def word_means(best: np.ndarray, words: np.ndarray) -> np.ndarray:
 
 
 class PassageTerms:
-    """Each passage's BM25 terms as a set, made on first use: the stored terms of the index,
-    or the passage text's when the index has none."""
+    """Each passage's BM25 terms as a set (``terms_of(passage)``), made on first use."""
 
-    def __init__(self, terms: list[list[str]] | None, passages: list[Passage]) -> None:
-        self._terms = terms
-        self._passages = passages
+    def __init__(self, terms_of: Callable[[int], list[str]]) -> None:
+        self._terms_of = terms_of
         self._sets: dict[int, set[str]] = {}
 
     def __call__(self, i: int) -> set[str]:
         terms = self._sets.get(i)
         if terms is None:
-            stored = self._terms
-            terms = set(stored[i]) if stored is not None else set(tokenize(self._passages[i].text))
-            self._sets[i] = terms
+            terms = set(self._terms_of(i))
+            if len(self._sets) < 10_000:
+                self._sets[i] = terms
         return terms
 
 
 class TokenMatcher:
     """Token match of a question's words with passages' content-token vectors.
 
-    ``token_matrix()`` gives the float32 token vectors of all passages (converted on first
-    use), passage ``p``'s at rows ``token_start[p]`` to ``+ token_counts[p]``.
+    ``passage_tokens(p)`` gives passage ``p``'s content-token vectors (float32, decoded from
+    the index's storage), ``token_counts[p]`` how many it has.
     """
 
     def __init__(
         self,
-        token_matrix: Callable[[], np.ndarray],
-        token_start: np.ndarray,
+        passage_tokens: Callable[[int], np.ndarray],
         token_counts: np.ndarray,
         passage_terms: Callable[[int], set[str]],
     ) -> None:
-        self._matrix = token_matrix
-        self._start = token_start.tolist()  # a list: fast to index one by one
+        self._tokens = passage_tokens
         self._counts = token_counts
         self._passage_terms = passage_terms
 
@@ -169,11 +164,9 @@ class TokenMatcher:
         if not nwords or not has.any():
             return out
         kept = passages[has].tolist()
-        starts, matrix = self._start, self._matrix()
         best = np.empty((len(q.vectors), len(kept)), np.float32)
-        for j, (p, n) in enumerate(zip(kept, counts[has].tolist(), strict=True)):
-            # one small product per passage on a view: cheaper than gathering their rows
-            (q.vectors @ matrix[starts[p] : starts[p] + n].T).max(axis=1, out=best[:, j])
+        for j, p in enumerate(kept):
+            (q.vectors @ self._tokens(p).T).max(axis=1, out=best[:, j])
         if len(q.words) > nwords:  # some words have several pieces
             best = word_means(best, q.words)
         apply_digit_rule(best, digit_words(q.surface), kept, self._passage_terms)

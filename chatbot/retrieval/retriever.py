@@ -40,18 +40,11 @@ class Retriever:
         self.embedder = embedder
         self.threshold = threshold
         self.fusion = fusion
-        passages = index.passages
-        self._nsent = np.fromiter(
-            (len(p.sentences) for p in passages), dtype=np.int64, count=len(passages)
-        )
         self._weights = WordWeights(index.lexical, max_word_chars)
         self._matcher = TokenMatcher(
-            index.token_matrix,
-            index.token_start,
-            index.token_counts,
-            PassageTerms(index.terms, passages),
+            index.passage_tokens, index.token_counts, PassageTerms(index.passage_terms)
         )
-        self._presenter = Presenter(passages, index.passage_sentences)
+        self._presenter = Presenter(index.passages, index.passage_sentences)
         self._speller: Speller | None = None
 
     # ------------------------------------------------------------------------- public API
@@ -141,15 +134,15 @@ class Retriever:
         if known is None:
             return query
         if self._speller is None:
-            texts = (d.text for d in self.index.documents.values())
-            self._speller = Speller(texts, max_word_chars=self.max_word_chars)
+            counts = self.index.word_counts()
+            self._speller = Speller.from_counts(counts, max_word_chars=self.max_word_chars)
         return self._speller.correct(query, known)
 
     # ------------------------------------------------------------------------- stages
 
     def _dense_search(self, qvecs: np.ndarray) -> np.ndarray:
-        n = len(self.index.passages)
-        return candidates.dense_search(self.index.faiss_index, qvecs, self.fusion.candidates, n)
+        n = self.index.size
+        return candidates.dense_search(self.index, qvecs, self.fusion.candidates, n)
 
     def features(
         self,
@@ -162,7 +155,7 @@ class Retriever:
         index or a blank query. ``dense_ids`` and ``lexical`` (terms, BM25 scores) are
         computed here unless given."""
         idx = self.index
-        n = len(idx.passages)
+        n = idx.size
         if n == 0 or not query.strip():
             return None
         if dense_ids is None:
@@ -177,7 +170,7 @@ class Retriever:
             cand,
             evidence.passage_cosine(idx.vectors, cand, qvec),
             evidence.best_sentence_cosine(
-                idx.sentence_vectors, idx.sentence_start, self._nsent, cand, qvec
+                idx.sentence_matrix(cand), idx.sentence_counts[cand], qvec
             ),
             evidence.ideal_normalised(bm25[cand], (idx.lexical.idf(t) for t in terms)),
             terms,
