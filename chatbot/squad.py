@@ -132,10 +132,10 @@ def index_articles(
     """Write the articles of ``squad_file`` as documents and index them.
 
     The documents go to ``work_dir/docs`` and the index to ``work_dir/index`` (default: a
-    temporary folder, removed once they are indexed: the loaded index keeps its files mapped,
-    which Linux keeps readable). With ``keep_index`` the built index is saved
-    there instead and reused by later runs with the same model, splitter and articles (content hashes
-    decide, as for any index).
+    temporary folder, removed once they are indexed: the loaded index keeps its files
+    mapped, which Linux keeps readable). With ``keep_index`` the index is built there
+    instead and reused by later runs with the same model, splitter and articles (content
+    hashes decide, as for any index).
     """
     if work_dir is None:
         with tempfile.TemporaryDirectory(prefix="chatbot-squad-") as tmp:
