@@ -88,9 +88,7 @@ def index_files(
     if base is not None:
         settings = {k: base.manifest[k] for k in SETTINGS_KEYS if k in base.manifest}
     else:
-        codec = Float16Tokens()
-        backend = getattr(embedder, "backend", "torch")
-        settings = new_manifest(embedder.name, embedder.dim, splitter, codec.params(), backend)
+        settings = new_settings(embedder, splitter)
     # ``keep``: the documents the new index holds, with their records (filled in below).
     keep: dict[str, DocRecord] = {} if replace_all else dict(old_records)
     _remove_named(keep, remove or [], summary)
@@ -117,6 +115,14 @@ def index_files(
 
 
 SETTINGS_KEYS = ("format", "model", "dim", "splitter", "backend", "tokens")
+
+
+def new_settings(embedder: Embedder, splitter: dict) -> dict:
+    """The manifest of a new, empty index for ``embedder`` and ``splitter``: model,
+    dimension, backend and the token codec every segment of the index will use."""
+    codec = Float16Tokens()
+    backend = getattr(embedder, "backend", "torch")
+    return new_manifest(embedder.name, embedder.dim, splitter, codec.params(), backend)
 
 
 # ---------------------------------------------------------------------------- phases
