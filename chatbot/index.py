@@ -1,16 +1,19 @@
-"""The index data model: what an index holds in memory, and how its rows are laid out.
+"""The index data model: a loaded index as one corpus over its segments.
 
-:class:`Index` is everything retrieval needs; :func:`chatbot.build.index_files` makes one
-from documents, :func:`chatbot.store.save` writes it and :func:`chatbot.store.load` reads it
-back (the folder layout and the crash-safety rules are in :mod:`chatbot.store`).
+:class:`Index` is everything retrieval needs. :func:`chatbot.build.index_files` turns files
+into a :class:`~chatbot.store.Change` (a new segment, documents to drop),
+:func:`chatbot.store.commit` writes it and :func:`chatbot.store.load` opens the live segments
+(:mod:`chatbot.segment`) as an Index.
 
-Rows: passage ``i`` has one row in ``vectors``, its sentences are consecutive rows of
-``sentence_vectors`` from ``sentence_start[i]``, and its content tokens are consecutive rows
-of ``token_vectors`` from ``token_start[i]`` (``token_counts[i]`` of them). The FAISS index
-is a flat inner-product index over ``vectors``: the builder makes it from the vectors (it
-holds its own copy of them), the store saves it with each generation and the loader maps
-the saved one instead of building it again. A loaded index's arrays are read-only memory
-maps: code that derives a new index copies the rows it needs and never writes into them.
+Numbering: the live passages are numbered ``0 .. size-1`` in canonical order (documents by
+name, passages in document order), whichever segment holds them, so an index made by any
+sequence of writes numbers, scores and answers exactly as a fresh build of the same files.
+``seg_of[i]`` and ``local[i]`` say where passage ``i``'s rows are. Arrays stay memory-mapped
+in their segments and are gathered per question: passage vectors (:attr:`Index.vectors`),
+sentence vectors (:meth:`Index.sentence_matrix`), token vectors decoded by the index's token
+codec (:meth:`Index.passage_tokens`); BM25 is scored over the live passages
+(:class:`chatbot.lexical.LexicalIndex`), dense search runs per segment and is merged
+(:meth:`Index.search`). A loaded index is never written into.
 """
 
 from __future__ import annotations
