@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -138,31 +139,63 @@ class Index:
         self._where = {source: (s, d) for source, s, d in live}
         if len(self._where) != len(live):
             raise ValueError("a document is live in two segments")
+        self._live = live
+        self.size = sum(segments[s].docs[d]["count"] for _, s, d in live)
+        self.vectors = Rows(self)
+        # Everything below is made on first use: a writer that only adds a document needs
+        # the document table, not the passage layout or BM25 statistics.
+
+    @cached_property
+    def _layout(self) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+        segments, live = self.segments, self._live
         sizes = [seg.size for seg in segments]
-        self.bases = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        bases = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
         starts = np.fromiter(
-            (self.bases[s] + segments[s].docs[d]["first"] for _, s, d in live), np.int64, len(live)
+            (bases[s] + segments[s].docs[d]["first"] for _, s, d in live), np.int64, len(live)
         )
         counts = np.fromiter(
             (segments[s].docs[d]["count"] for _, s, d in live), np.int64, len(live)
         )
-        order = segment_rows(starts, counts)  # index number -> row across all segments
-        self.size = len(order)
-        self.seg_of = (np.searchsorted(self.bases, order, side="right") - 1).astype(np.int64)
-        self.local = order - self.bases[self.seg_of]
-        self._ids = []  # per segment: each row's index number, -1 for a removed one
+        order = segment_rows(starts, counts)  # passage number -> row across all segments
+        seg_of = (np.searchsorted(bases, order, side="right") - 1).astype(np.int64)
+        local = order - bases[seg_of]
+        ids = []  # per segment: each row's passage number, -1 for a removed one
         for s, seg in enumerate(segments):
-            ids = np.full(seg.size, -1, np.int64)
-            mine = self.seg_of == s
-            ids[self.local[mine]] = np.flatnonzero(mine)
-            self._ids.append(ids)
-        self.sentence_counts = self._field("nsent")
-        self.token_counts = self._field("ntok")
-        self.lexical = LexicalIndex(
-            [(seg.lexical, ids) for seg, ids in zip(segments, self._ids, strict=True)], self.size
+            mine = seg_of == s
+            row_ids = np.full(seg.size, -1, np.int64)
+            row_ids[local[mine]] = np.flatnonzero(mine)
+            ids.append(row_ids)
+        return seg_of, local, ids
+
+    @property
+    def seg_of(self) -> np.ndarray:
+        """The segment (its position in :attr:`segments`) holding each passage."""
+        return self._layout[0]
+
+    @property
+    def local(self) -> np.ndarray:
+        """Each passage's row in its segment."""
+        return self._layout[1]
+
+    @property
+    def _ids(self) -> list[np.ndarray]:
+        return self._layout[2]
+
+    @cached_property
+    def sentence_counts(self) -> np.ndarray:
+        return self._field("nsent")
+
+    @cached_property
+    def token_counts(self) -> np.ndarray:
+        return self._field("ntok")
+
+    @cached_property
+    def lexical(self) -> LexicalIndex:
+        """BM25 over the live passages of every segment."""
+        return LexicalIndex(
+            [(seg.lexical, ids) for seg, ids in zip(self.segments, self._ids, strict=True)],
+            self.size,
         )
-        self.vectors = Rows(self)
-        self._titles: dict[str, str] = {}
 
     def _field(self, name: str) -> np.ndarray:
         out = np.zeros(self.size, np.int64)
