@@ -23,7 +23,7 @@ from .lexical import tokenize
 from .progress import progress_bar
 from .segment import SegmentArrays, from_build
 from .store import Change, new_manifest, now
-from .tokens import Float16Tokens, TokenCodec, codec_of
+from .tokens import TokenCodec, codebook_file, codec_of, new_codec
 from .types import Document, Passage
 
 log = logging.getLogger(__name__)
@@ -106,12 +106,16 @@ def index_files(
     if replace_all:
         _drop_unlisted(old_records, keep, summary)
     dropped = [s for s in old_records if s not in keep or s in new.documents]
-    arrays = _segment(new, keep, embedder, codec_of(settings), batch_size, progress)
+    codec = codec_of(settings, base.path) if base is not None else new_codec(embedder)
+    arrays = _segment(new, keep, embedder, codec, batch_size, progress)
     summary.new_passages = len(new.passages)
     kept_passages = sum(r.passages for s, r in old_records.items() if s not in dropped)
     summary.total_passages = kept_passages + len(new.passages)
     summary.total_documents = len(keep)
-    return Change(manifest=settings, new=arrays, dropped=dropped, fresh=base is None), summary
+    change = Change(manifest=settings, new=arrays, dropped=dropped, fresh=base is None)
+    if base is None:
+        change.codec = codec
+    return change, summary
 
 
 SETTINGS_KEYS = ("format", "model", "dim", "splitter", "backend", "tokens")
@@ -120,9 +124,12 @@ SETTINGS_KEYS = ("format", "model", "dim", "splitter", "backend", "tokens")
 def new_settings(embedder: Embedder, splitter: dict) -> dict:
     """The manifest of a new, empty index for ``embedder`` and ``splitter``: model,
     dimension, backend and the token codec every segment of the index will use."""
-    codec = Float16Tokens()
+    codec = new_codec(embedder)
+    tokens = dict(codec.params())
+    if (file := codebook_file(codec)) is not None:
+        tokens["file"] = file
     backend = getattr(embedder, "backend", "torch")
-    return new_manifest(embedder.name, embedder.dim, splitter, codec.params(), backend)
+    return new_manifest(embedder.name, embedder.dim, splitter, tokens, backend)
 
 
 # ---------------------------------------------------------------------------- phases

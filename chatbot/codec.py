@@ -71,6 +71,8 @@ class TokenCodec:
         pq.cp.seed = seed
         pq.cp.niter = 25
         pq.verbose = False
+        # FAISS warns on stderr below 39 rows per centroid; k-means runs fine with fewer
+        pq.cp.min_points_per_centroid = 1
         threads = faiss.omp_get_max_threads()
         faiss.omp_set_num_threads(1)  # k-means sums in thread order: one thread, one answer
         try:

@@ -64,6 +64,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from . import segment as seg
 from .files import atomic_write, fsync_dir, is_temp_of
 from .index import RECORD_FIELDS, Index
@@ -144,6 +146,7 @@ def now() -> str:
 
 _GENERATION_RE = re.compile(r"gen-[0-9]{1,12}")
 _SEGMENT_RE = re.compile(r"seg-[0-9]{6,12}")
+_CODEBOOK_RE = re.compile(r"tokens-[0-9a-f]{16}\.npy")
 
 
 def _number(name: str) -> int:
@@ -151,14 +154,16 @@ def _number(name: str) -> int:
 
 
 def _named_segments(index_dir: Path) -> set[str] | None:
-    """The segments the manifest names (live and retired), or None without a usable one."""
+    """The files and folders the manifest names (live and retired segments, the token
+    codebook), or None without a usable manifest."""
     try:
         manifest = json.loads((index_dir / MANIFEST).read_text(encoding="utf-8"))
     except (OSError, ValueError, RecursionError):
         return None
     if manifest_problem(manifest) is not None:
         return None
-    return {e["name"] for e in manifest["segments"]} | set(manifest.get("retired", []))
+    named = {e["name"] for e in manifest["segments"]} | set(manifest.get("retired", []))
+    return named | {manifest["tokens"].get("file", "")}
 
 
 def read_manifest(index_dir: Path, any_format: bool = False) -> dict:
@@ -352,12 +357,16 @@ def remove_leftovers(index_dir: Path) -> None:
             with contextlib.suppress(OSError):
                 p.unlink()
             continue
-        garbage = p.name.startswith(".tmp-") or (
-            named is not None
-            and (_SEGMENT_RE.fullmatch(p.name) or _GENERATION_RE.fullmatch(p.name))
-            and p.name not in named
+        ours = (
+            _SEGMENT_RE.fullmatch(p.name)
+            or _GENERATION_RE.fullmatch(p.name)
+            or _CODEBOOK_RE.fullmatch(p.name)
         )
-        if garbage and p.is_dir() and not p.is_symlink():
+        garbage = p.name.startswith(".tmp-") or (named is not None and ours and p.name not in named)
+        if garbage and p.is_file() and not p.is_symlink():
+            with contextlib.suppress(OSError):
+                p.unlink()
+        elif garbage and p.is_dir() and not p.is_symlink():
             log.info("removing %s, left by an interrupted write or an older format", p)
             shutil.rmtree(p, ignore_errors=True)
 
@@ -379,6 +388,7 @@ class Change:
     new: seg.SegmentArrays | None = None
     dropped: list[str] = field(default_factory=list)
     fresh: bool = False
+    codec: Any = None  # a new index's token codec, whose codebook file the commit writes
 
 
 def commit(index_dir: Path, change: Change, base: Index | None) -> dict:
@@ -413,6 +423,7 @@ def _commit(index_dir: Path, change: Change, base: Index | None) -> dict:
             )
     made: list[str] = []
     try:
+        _write_codebook(index_dir, change)
         if change.new is not None and change.new.size:
             entry = _write_segment(index_dir, change.new, change.manifest["dim"])
             made.append(entry["name"])
@@ -431,6 +442,18 @@ def _commit(index_dir: Path, change: Change, base: Index | None) -> dict:
         raise
     remove_leftovers(index_dir)  # what the previous commit retired, older formats
     return manifest
+
+
+def _write_codebook(index_dir: Path, change: Change) -> None:
+    """Write the token codebook the manifest names, if it is not there yet (atomically:
+    its name is its hash, so an existing file is the same codebook)."""
+    name = change.manifest.get("tokens", {}).get("file")
+    if not name or change.codec is None or (index_dir / name).exists():
+        return
+    if not _CODEBOOK_RE.fullmatch(name):
+        raise IndexUnusable(f"token codebook name {name!r} is not one this version writes")
+    centroids = change.codec.centroids.astype("<f4")
+    atomic_write(index_dir / name, lambda fh: np.save(fh, centroids), mode=0o644)
 
 
 def _next_manifest(index_dir: Path, settings: dict, old: dict | None, segments: list) -> dict:

@@ -37,9 +37,48 @@ class Float16Tokens:
         return {"kind": "float16"}
 
 
+PQ_FILE = "tokens-{sha}.npy"  # the codebook, in the index folder, named by its hash
+
+
 def codec_of(manifest: dict, path: Path | None = None) -> TokenCodec:
-    """The codec the manifest names (``tokens``; float16 when it names none)."""
+    """The codec the manifest names (``tokens``; float16 when it names none). A product
+    quantiser's codebook is read from the index folder ``path``."""
     spec = manifest.get("tokens") or {"kind": "float16"}
-    if spec.get("kind") == "float16":
+    kind = spec.get("kind")
+    if kind == "float16":
         return Float16Tokens()
-    raise ValueError(f"unknown token codec {spec.get('kind')!r}")
+    if kind == "pq":
+        from .codec import TokenCodec as PQCodec
+
+        if path is None:
+            raise ValueError("a product-quantised index needs its folder to read the codebook")
+        codec = PQCodec.load(path / spec["file"])
+        if codec.params()["sha256"] != spec.get("sha256"):
+            raise ValueError(f"{spec['file']} is not the codebook the manifest names")
+        return codec
+    raise ValueError(f"unknown token codec {kind!r}")
+
+
+def codebook_file(codec: TokenCodec) -> str | None:
+    """The file name a codec's codebook is stored under in the index folder (None for a
+    codec without one)."""
+    params = codec.params()
+    return PQ_FILE.format(sha=params["sha256"][:16]) if params.get("kind") == "pq" else None
+
+
+_TRAINED: dict[tuple, TokenCodec] = {}
+
+
+def new_codec(embedder: Any, kind: str = "pq", m: int | None = None) -> TokenCodec:
+    """The token codec of a new index built with ``embedder``: product quantisation trained
+    on the package's calibration text (:func:`chatbot.codec.default_codec`: the same model
+    gives the same codebook, whatever documents are indexed), kept for the process."""
+    if kind == "float16":
+        return Float16Tokens()
+    from .codec import DEFAULT_M, default_codec
+
+    key = (embedder.name, embedder.dim, getattr(embedder, "backend", "torch"), m or DEFAULT_M)
+    codec = _TRAINED.get(key)
+    if codec is None:
+        codec = _TRAINED[key] = default_codec(embedder, m or DEFAULT_M)
+    return codec
