@@ -153,7 +153,7 @@ def token_sample(embedder: Any, texts: Sequence[str], batch_size: int = 64) -> n
         return np.zeros((0, embedder.dim), np.float32)
     _, tokens = embedder.encode_with_tokens(list(texts), batch_size=batch_size)
     rows = [t.vectors.astype(np.float16) for t in tokens]
-    return np.concatenate(rows).astype(np.float32) if rows else np.zeros((0, embedder.dim))
+    return np.concatenate(rows).astype(np.float32)
 
 
 def default_codec(
@@ -166,9 +166,10 @@ def default_codec(
     """The codec an index built with ``embedder`` uses: trained on the token vectors of the
     calibration text (:func:`calibration_texts`, or ``texts``), not on the corpus.
 
-    The same model gives the same codebook, whatever documents the index holds. A model whose
-    calibration tokens are fewer than ``2**nbits`` distinct rows still trains (k-means keeps
-    duplicate centroids); fewer rows than that raises ValueError.
+    The same model gives the same codebook, whatever documents the index holds (the same
+    hash with 1 or 2 torch threads, measured). Calibration tokens with fewer than ``2**nbits``
+    distinct values (the fake test embedder's) still train, into near-duplicate centroids;
+    fewer than ``2**nbits`` rows raise ValueError.
     """
     sample = token_sample(embedder, calibration_texts() if texts is None else texts)
     return TokenCodec.train(sample, m, nbits=nbits, seed=seed)
