@@ -80,6 +80,7 @@ SEGMENT = 100_000  # passages per commit
 DOC_CHARS = 20_000
 WORDS = 50_000
 TOPICS = 4096
+TOKEN_CHUNK = 2_000  # passages whose token vectors are made and encoded at once
 
 # ---------------------------------------------------------------------------- synthetic data
 
@@ -160,7 +161,10 @@ class Synth:
                         source=source,
                         start=s0,
                         end=s1,
-                        sentences=[(int(x) - s0, int(y) - s0) for x, y in zip(starts[a:b], ends[a:b])],
+                        sentences=[
+                            (int(x) - s0, int(y) - s0)
+                            for x, y in zip(starts[a:b], ends[a:b], strict=True)
+                        ],
                     )
                 )
                 sentence_rows.append(np.arange(u_at + a, u_at + b))
@@ -202,8 +206,10 @@ class Synth:
     def token_vectors(self, vectors: np.ndarray, counts: np.ndarray) -> np.ndarray:
         """Unit vectors near each passage's vector, ``counts[i]`` of them for passage ``i``."""
         owner = np.repeat(np.arange(len(vectors)), counts)
-        pick = self.rng.integers(0, len(self.bank), len(owner))
-        return unit(vectors[owner] + 1.5 * self.bank[pick])
+        out = self.bank[self.rng.integers(0, len(self.bank), len(owner))]
+        out *= np.float32(1.5)
+        out += vectors[owner]
+        return unit(out)
 
     def question(self, index, i: int) -> tuple[str, np.ndarray, TokenVectors]:  # noqa: ANN001
         """A question about passage ``i``: noisy copy of its vector, a few of its words."""
@@ -211,10 +217,14 @@ class Synth:
         words = [w.strip(".").lower() for w in p.text.split()]
         content = [w for w in words if w not in STOPWORDS]
         k = int(self.rng.integers(3, 6))
-        picked = [content[j] for j in self.rng.choice(len(content), min(k, len(content)), replace=False)]
+        picked = [
+            content[j] for j in self.rng.choice(len(content), min(k, len(content)), replace=False)
+        ]
         qvec = unit(np.asarray(index.vectors[i], np.float32)[None] + self.noise(1, 0.6))[0]
         pieces = self.rng.integers(1, 4, len(picked))
-        tv = unit(qvec[None] + 1.5 * self.bank[self.rng.integers(0, len(self.bank), int(pieces.sum()))])
+        tv = unit(
+            qvec[None] + 1.5 * self.bank[self.rng.integers(0, len(self.bank), int(pieces.sum()))]
+        )
         tokens = TokenVectors(
             tv.astype(np.float32),
             np.repeat(np.arange(len(picked)), pieces).astype(np.int32),
@@ -238,16 +248,32 @@ def build_index(synth: Synth, index_dir: Path, size: int, settings: dict, profil
         n = min(SEGMENT, size - done)
         t = time.perf_counter()
         part = synth.segment(docs_done, n)
-        raw_tokens = synth.token_vectors(part["vectors"], part["token_counts"])
         phases["generate"] += time.perf_counter() - t
+        # token vectors are made and encoded in chunks: 10^5 passages' float32 vectors
+        # would take 11 GB; only the encoding is timed
+        tokens, encode_s = None, 0.0
+        counts = part["token_counts"]
+        at = 0
+        starts = np.concatenate([[0], np.cumsum(counts)])
+        for lo in range(0, n, TOKEN_CHUNK):
+            hi = min(lo + TOKEN_CHUNK, n)
+            t = time.perf_counter()
+            raw = synth.token_vectors(part["vectors"][lo:hi], counts[lo:hi])
+            t1 = time.perf_counter()
+            codes = codec.encode(raw)
+            encode_s += time.perf_counter() - t1
+            phases["generate"] += t1 - t
+            if tokens is None:
+                tokens = np.empty((int(starts[-1]), *codes.shape[1:]), codes.dtype)
+            tokens[at : at + len(codes)] = codes
+            at += len(codes)
+            del raw, codes
         if prof and first:
             prof.enable()
         t = time.perf_counter()
         terms = passage_terms(part["passages"], {d.source: d for d in part["documents"]})
         t1 = time.perf_counter()
-        tokens = codec.encode(raw_tokens)
-        del raw_tokens
-        t2 = time.perf_counter()
+        t2 = t1 + encode_s
         arrays = from_build(
             part["documents"],
             part["records"],
@@ -266,15 +292,13 @@ def build_index(synth: Synth, index_dir: Path, size: int, settings: dict, profil
             t4 = time.perf_counter()
             base = None if first else store.load(index_dir)
             t5 = time.perf_counter()
-            store.commit(
-                index_dir, store.Change(manifest=settings, new=arrays, fresh=first), base
-            )
+            store.commit(index_dir, store.Change(manifest=settings, new=arrays, fresh=first), base)
             t6 = time.perf_counter()
         if prof and first:
             prof.disable()
         phases["terms"] += t1 - t
-        phases["encode"] += t2 - t1
-        phases["from_build"] += t3 - t2
+        phases["encode"] += encode_s
+        phases["from_build"] += t3 - t1
         phases["load"] += t5 - t4
         phases["commit"] += t6 - t5
         docs_done += len(arrays.docs)
@@ -284,7 +308,7 @@ def build_index(synth: Synth, index_dir: Path, size: int, settings: dict, profil
         gc.collect()
         log(
             f"  committed {done:,}/{size:,} passages: terms {t1 - t:.1f}s encode {t2 - t1:.1f}s "
-            f"from_build {t3 - t2:.1f}s load {t5 - t4:.1f}s commit {t6 - t5:.1f}s "
+            f"from_build {t3 - t1:.1f}s load {t5 - t4:.1f}s commit {t6 - t5:.1f}s "
             f"(peak RSS {peak_rss_mb():,.0f} MiB)"
         )
     if prof:
@@ -305,13 +329,15 @@ def disk_bytes(index_dir: Path) -> int:
 
 def token_bytes(index_dir: Path) -> int:
     manifest = store.read_manifest(index_dir)
-    return sum((index_dir / e["name"] / "tokens.npy").stat().st_blocks * 512 for e in manifest["segments"])
+    return sum(
+        (index_dir / e["name"] / "tokens.npy").stat().st_blocks * 512 for e in manifest["segments"]
+    )
 
 
 # ---------------------------------------------------------------------------- measuring
 
 PROBE = r"""
-import json, sys, time, resource
+import json, sys, time
 from chatbot import service
 from chatbot.config import Settings
 import sentence_transformers
@@ -326,7 +352,6 @@ answer = retriever.ask(sys.argv[2], k=settings.k)
 answered = time.time()
 hwm = next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM'))
 print(json.dumps({"imported": imported, "opened": opened, "answered": answered,
-                  "maxrss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                   "hwm_mib": hwm / 1024, "hits": len(answer.hits)}))
 """
 
@@ -379,7 +404,9 @@ def measure_queries(index_dir: Path, synth: Synth, n: int) -> dict:
     picks = synth.rng.integers(0, index.size, n + 20)
     questions = [synth.question(index, int(i)) for i in picks]
     for query, qvec, tv in questions[:20]:  # warm-up (builds the speller too)
-        retriever.answer_with_vector(query, retriever.spell(query), qvec, settings.k, token_vectors=tv)
+        retriever.answer_with_vector(
+            query, retriever.spell(query), qvec, settings.k, token_vectors=tv
+        )
     times = []
     answered = 0
     for query, qvec, tv in questions[20:]:
@@ -391,7 +418,11 @@ def measure_queries(index_dir: Path, synth: Synth, n: int) -> dict:
     qvecs = np.stack([q for _, q, _ in questions[20:]]).astype(np.float32)
     _, ann = index.search(qvecs, 10)
     exact = exact_top(index, qvecs, 10)
-    recall = float(np.mean([len(set(a) & set(e)) / 10 for a, e in zip(ann.tolist(), exact.tolist(), strict=True)]))
+    recall = float(
+        np.mean(
+            [len(set(a) & set(e)) / 10 for a, e in zip(ann.tolist(), exact.tolist(), strict=True)]
+        )
+    )
     return {
         "p50_ms": float(np.percentile(times, 50) * 1e3),
         "p95_ms": float(np.percentile(times, 95) * 1e3),
@@ -423,7 +454,7 @@ def measure_add(index_dir: Path, work: Path, synth: Synth, repeats: int) -> dict
     t_big, t_alone = [], []
     for r in range(repeats):
         alone = Settings.from_env(index=str(work / f"add-empty-{r}"))
-        for which in ((0, 1) if r % 2 == 0 else (1, 0)):
+        for which in (0, 1) if r % 2 == 0 else (1, 0):
             t = time.perf_counter()
             summary = service.build(big if which == 0 else alone, [docs[r]])
             (t_big if which == 0 else t_alone).append(time.perf_counter() - t)
@@ -526,6 +557,9 @@ def plot(rows: list[dict], path: Path) -> None:
 
 def run_size(size: int, args: argparse.Namespace, synth: Synth) -> dict:
     index_dir = args.work / f"index-{size}"
+    if args.reuse and (index_dir / store.MANIFEST).exists():
+        log(f"reusing {index_dir} (built by an earlier run)")
+        return measure(index_dir, {"passages": size}, args, synth)
     shutil.rmtree(index_dir, ignore_errors=True)
     settings = new_settings(LazyEmbedder(Settings().model, DIM), Settings().splitter_settings())
     log(f"building {size:,} passages into {index_dir}")
@@ -547,29 +581,42 @@ def run_size(size: int, args: argparse.Namespace, synth: Synth) -> dict:
         "tokens_mb": token_bytes(index_dir) / 1e6,
         "bytes_per_passage": disk / size,
     }
-    q = measure_queries(index_dir, synth, args.questions)
-    row.update({k: v for k, v in q.items() if k != "question"})
+    return measure(index_dir, row, args, synth)
+
+
+def measure(index_dir: Path, row: dict, args: argparse.Namespace, synth: Synth) -> dict:
+    """Latency and recall, start-up and add time (those named by ``--measure``)."""
+    timed = "queries" in args.measure
+    q = measure_queries(index_dir, synth, args.questions if timed else 1)  # 1: a question
+    if timed:
+        row.update({k: v for k, v in q.items() if k != "question"})
+        log(f"  p50 {q['p50_ms']:.1f} ms, p95 {q['p95_ms']:.1f} ms, recall@10 {q['recall10']:.3f}")
     gc.collect()
-    log(f"  p50 {q['p50_ms']:.1f} ms, p95 {q['p95_ms']:.1f} ms, recall@10 {q['recall10']:.3f}")
-    s = startup(index_dir, q["question"], args.runs)
+    if "startup" in args.measure:
+        measure_startup(index_dir, row, q["question"], args.runs)
+    if "add" in args.measure:
+        row.update(measure_add(index_dir, args.work, synth, args.adds))
+        log(f"  add {row['add_s']:.2f}s vs alone {row['add_alone_s']:.2f}s")
+    if not args.keep:
+        shutil.rmtree(index_dir, ignore_errors=True)
+    return row
+
+
+def measure_startup(index_dir: Path, row: dict, question: str, runs: int) -> None:
+    s = startup(index_dir, question, runs)
     row.update(
         startup_s=s["answered"],
         import_s=s["import_only"],
         startup_ratio=s["answered"] / s["import_only"],
         open_s=s["opened"] - s["imported"],
         first_answer_s=s["answered"] - s["opened"],
-        rss_mb=s["maxrss_mib"],
+        rss_mb=s["hwm_mib"],
     )
     log(
         f"  start-up {s['answered']:.2f}s (imports {s['imported']:.2f}s, open "
         f"{row['open_s']:.2f}s, first answer {row['first_answer_s']:.2f}s; import-only "
-        f"{s['import_only']:.2f}s), peak RSS {s['maxrss_mib']:.0f} MiB"
+        f"{s['import_only']:.2f}s), peak RSS {s['hwm_mib']:.0f} MiB"
     )
-    row.update(measure_add(index_dir, args.work, synth, args.adds))
-    log(f"  add {row['add_s']:.2f}s vs alone {row['add_alone_s']:.2f}s")
-    if not args.keep:
-        shutil.rmtree(index_dir, ignore_errors=True)
-    return row
 
 
 def main() -> None:
@@ -584,6 +631,16 @@ def main() -> None:
     ap.add_argument("--results", type=Path, default=None, help="append rows here (JSON lines)")
     ap.add_argument("--plot", type=Path, default=ROOT / "bench" / "scale.png")
     ap.add_argument("--profile", action="store_true", help="cProfile the first segment's build")
+    ap.add_argument(
+        "--measure",
+        nargs="+",
+        choices=("queries", "startup", "add"),
+        default=["queries", "startup", "add"],
+        help="what to measure on each index (default: all)",
+    )
+    ap.add_argument(
+        "--reuse", action="store_true", help="measure an index-N already in --work, no build"
+    )
     args = ap.parse_args()
     made_work = args.work is None
     args.work = Path(tempfile.mkdtemp(prefix="scale-")) if made_work else args.work
@@ -608,8 +665,8 @@ def main() -> None:
         latest: dict[int, dict] = {}
         for line in args.results.read_text(encoding="utf-8").splitlines():
             if line.strip():
-                r = json.loads(line)
-                latest[r["passages"]] = r
+                r = json.loads(line)  # a later row of a size adds to / overrides earlier ones
+                latest[r["passages"]] = {**latest.get(r["passages"], {}), **r}
         rows = [latest[k] for k in sorted(latest)]
         print(f"\nall sizes in {args.results}:")
         print(table(rows))
