@@ -313,17 +313,18 @@ class Index:
         return segment_offsets(self.token_counts)
 
     def word_counts(self) -> Counter[str]:
-        """Speller word counts of the live documents (stored per document)."""
+        """Speller word counts of the live documents: each segment's stored totals, less
+        the counts of its deleted documents (so the work grows with the vocabulary and the
+        deletions, not with the corpus)."""
         counts: Counter[str] = Counter()
-        for s, seg in enumerate(self.segments):
-            docs = [d for source, (ss, d) in self._where.items() if ss == s]
-            if not docs:
-                continue
-            vocab, indptr, word_ids, word_counts = seg.words()
-            d = np.asarray(docs, np.int64)
-            rows = segment_rows(indptr[d], indptr[d + 1] - indptr[d])
-            totals = np.bincount(word_ids[rows], weights=word_counts[rows], minlength=len(vocab))
-            counts.update({vocab[j]: int(totals[j]) for j in np.flatnonzero(totals)})
+        deleted = {e["name"]: e.get("deleted", []) for e in self.manifest.get("segments", [])}
+        for seg in self.segments:
+            vocab, indptr, word_ids, word_counts, totals = seg.words()
+            live = np.array(totals, np.int64)
+            for d in deleted.get(seg.name, []):
+                lo, hi = int(indptr[d]), int(indptr[d + 1])
+                np.subtract.at(live, np.asarray(word_ids[lo:hi]), np.asarray(word_counts[lo:hi]))
+            counts.update({vocab[j]: int(live[j]) for j in np.flatnonzero(live)})
         return counts
 
 

@@ -34,7 +34,7 @@ import math
 import os
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +62,7 @@ PASSAGE_DTYPE = np.dtype(
 )
 ANN_MIN_PASSAGES = 50_000  # from this size a segment's FAISS index is IVF, not exact
 _ARRAYS = ("passages", "sentences", "sentence_rows", "vectors", "sentence_vectors", "tokens")
-_WORD_ARRAYS = ("indptr", "ids", "counts")
+_WORD_ARRAYS = ("indptr", "ids", "counts", "totals")
 
 
 @dataclass
@@ -83,6 +83,13 @@ class SegmentArrays:
     word_indptr: np.ndarray  # (docs + 1,) int64: document d's words at [indptr[d], indptr[d+1])
     word_ids: np.ndarray  # int32 into ``words``
     word_counts: np.ndarray  # int32
+    word_totals: np.ndarray = field(default=None)  # type: ignore[assignment]  # int64 per word
+
+    def __post_init__(self) -> None:
+        if self.word_totals is None:  # each word's count over the segment's documents
+            self.word_totals = np.bincount(
+                self.word_ids, weights=self.word_counts, minlength=len(self.words)
+            ).astype(np.int64)
 
     @property
     def size(self) -> int:
@@ -327,11 +334,12 @@ class Segment:
             sentences=[(int(a), int(b)) for a, b in self.sentences[s0 : s0 + ns]],
         )
 
-    def words(self) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
-        """(vocabulary, indptr, word ids, counts): the per-document word counts."""
+    def words(self) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(vocabulary, indptr, word ids, counts, totals): the per-document word counts, and
+        each word's total over the segment (arrays memory-mapped)."""
         if self._words is None:
             vocab = json.loads((self.folder / "words.json").read_text("utf-8"))
-            arrays = [np.load(self.folder / f"words_{n}.npy") for n in _WORD_ARRAYS]
+            arrays = [np.load(self.folder / f"words_{n}.npy", mmap_mode="r") for n in _WORD_ARRAYS]
             self._words = (vocab, *arrays)
         return self._words  # type: ignore[return-value]
 
@@ -355,7 +363,7 @@ def merge(parts: Sequence[tuple[Segment, Sequence[int]]]) -> SegmentArrays:
     text_at = p_at = s_at = t_at = u_at = 0
     for seg, keep in parts:
         new_ids = np.full(seg.size, -1, np.int64)
-        vocab, w_indptr, w_ids, w_counts = seg.words()
+        vocab, w_indptr, w_ids, w_counts, _ = seg.words()
         to_vocab = np.asarray(
             [word_vocab.setdefault(w, len(word_vocab)) for w in vocab], np.int32
         ).reshape(-1)

@@ -77,8 +77,10 @@ def new_codec(embedder: Any, kind: str = "pq", m: int | None = None) -> TokenCod
         return Float16Tokens()
     from .codec import DEFAULT_M, default_codec
 
-    key = (embedder.name, embedder.dim, getattr(embedder, "backend", "torch"), m or DEFAULT_M)
+    # the most sub-spaces up to DEFAULT_M that divide the dimension (48 for MiniLM's 384)
+    m = m or max(d for d in range(1, DEFAULT_M + 1) if embedder.dim % d == 0)
+    key = (embedder.name, embedder.dim, getattr(embedder, "backend", "torch"), m)
     codec = _TRAINED.get(key)
     if codec is None:
-        codec = _TRAINED[key] = default_codec(embedder, m or DEFAULT_M)
+        codec = _TRAINED[key] = default_codec(embedder, m)
     return codec

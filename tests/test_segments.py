@@ -251,3 +251,22 @@ def test_index_status_names_the_segments(
     assert main(["index", "status", "--index", fake_index.index, "--model", "fake-64"]) == 0
     assert "segments: 1" in capsys.readouterr().out
     assert DOCS.is_dir()
+
+
+def test_speller_counts_are_those_of_the_live_documents(
+    fake_index: Settings, tmp_path: Path
+) -> None:
+    from collections import Counter
+
+    from chatbot.spelling import count_words
+
+    extra = tmp_path / "extra.txt"
+    extra.write_text("Rooibos\n\nRooibos tisane grows in the Cederberg mountains.\n")
+    service.build(fake_index, [extra])
+    names = sorted(store.load(fake_index.index_dir).documents)
+    service.remove(fake_index, [names[0]])  # a tombstone in the first segment
+    index = store.load(fake_index.index_dir)
+    want: Counter[str] = Counter()
+    for doc in index.documents.values():
+        want.update(count_words(doc.text))
+    assert index.word_counts() == want and "cederberg" in want
