@@ -118,10 +118,13 @@ def split_document(
     page_starts = [p[0] for p in doc.pages]
     passages: list[Passage] = []
     heading = ""
-    groups: list[tuple[str, list[Span]]] = []  # (heading, sentences) per paragraph group
+    section = 0  # a heading line starts a new section (even one named like the last)
+    # (section, heading, sentences) per paragraph group
+    groups: list[tuple[int, str, list[Span]]] = []
     for kind, seg in _segments(text, doc.headings, heading_starts):
         if kind == "heading":
             heading = text[seg.start : seg.end].strip()
+            section += 1
             continue
         sents = sentence_spans(text, seg.start, seg.end, max_chars)
         if not sents:
@@ -129,15 +132,15 @@ def split_document(
         prev = groups[-1] if groups else None
         if (
             prev is not None
-            and prev[0] == heading
-            and prev[1][-1].end - prev[1][0].start < min_chars
-            and sents[-1].end - prev[1][0].start <= max_chars
-            and not _page_break_between(page_starts, prev[1][-1].end, sents[0].start)
+            and prev[0] == section
+            and prev[2][-1].end - prev[2][0].start < min_chars
+            and sents[-1].end - prev[2][0].start <= max_chars
+            and not _page_break_between(page_starts, prev[2][-1].end, sents[0].start)
         ):
-            prev[1].extend(sents)
+            prev[2].extend(sents)
         else:
-            groups.append((heading, sents))
-    for heading, sents in groups:
+            groups.append((section, heading, sents))
+    for _, heading, sents in groups:
         for i, j in _windows(sents, max_chars, overlap):
             start, end = sents[i].start, sents[j - 1].end
             passages.append(

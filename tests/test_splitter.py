@@ -109,3 +109,12 @@ def test_markdown_headings(tmp_path) -> None:
         ("Bone health", "Bones live."),
         ("Calcium", "Calcium is a mineral. It matters."),
     ]
+
+
+def test_a_short_block_never_joins_the_last_one_across_a_heading_of_the_same_name() -> None:
+    # found by test_passages_are_verbatim_and_bounded: two "Vitamin" headings
+    text = "Vitamin.\n\nVitamin\n\nVitamin.\n\nVitamin\n\nVitamin. "
+    doc = Document("d.txt", text, headings=find_headings(text, False))
+    assert len(doc.headings) == 2
+    for p in split_document(doc, max_chars=40, min_chars=60, overlap=0):
+        assert not any(h.start < p.end and p.start < h.end for h in doc.headings), p
