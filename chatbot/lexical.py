@@ -269,10 +269,12 @@ class LexicalIndex:
         n = max(self.size, 1)
         return math.log(1 + (n - df + 0.5) / (df + 0.5))
 
-    def scores(self, terms: Sequence[str]) -> np.ndarray:
-        """BM25 score of every live passage for one query's terms (a repeated term counts
-        each time)."""
-        out = np.zeros(self.size, np.float32)
+    def sparse_scores(self, terms: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(passages, scores): the BM25 score of every live passage holding a term of the
+        query (a repeated term counts each time), passages ascending. The work grows with
+        the query terms' postings, not with the index."""
+        ids_parts: list[np.ndarray] = []
+        val_parts: list[np.ndarray] = []
         n = max(self.size, 1)
         norm = K1 / self.avgdl * B
         for term in terms:
@@ -282,8 +284,22 @@ class LexicalIndex:
                 continue
             idf = np.float32(math.log(1 + (n - df + 0.5) / (df + 0.5)))
             for ids, tfs, lengths in postings:
-                denom = tfs + (K1 * (1 - B) + norm * lengths)
-                out[ids] += idf * (tfs / denom)
+                ids_parts.append(ids)
+                val_parts.append(idf * (tfs / (tfs + (K1 * (1 - B) + norm * lengths))))
+        if not ids_parts:
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        ids = np.concatenate(ids_parts)
+        uniq, inverse = np.unique(ids, return_inverse=True)
+        # a passage's terms are summed in query order, whatever segments hold it
+        sums = np.bincount(inverse.reshape(-1), weights=np.concatenate(val_parts))
+        return uniq, sums.astype(np.float32)
+
+    def scores(self, terms: Sequence[str]) -> np.ndarray:
+        """BM25 score of every live passage for one query's terms (:meth:`sparse_scores`
+        spread over all passages)."""
+        out = np.zeros(self.size, np.float32)
+        ids, values = self.sparse_scores(terms)
+        out[ids] = values
         return out
 
     def scores_many(self, term_lists: Sequence[Sequence[str]]) -> np.ndarray:
@@ -291,6 +307,6 @@ class LexicalIndex:
         query."""
         out = np.zeros((len(term_lists), self.size), np.float32)
         for r, terms in enumerate(term_lists):
-            if terms:
-                out[r] = self.scores(terms)
+            ids, values = self.sparse_scores(terms)
+            out[r, ids] = values
         return out

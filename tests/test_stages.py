@@ -25,22 +25,38 @@ from chatbot.types import Passage, Span
 # --------------------------------------------------------------------------- candidates
 
 
+def _sparse(dense: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    ids = np.flatnonzero(dense)
+    return ids, dense[ids].astype(np.float32)
+
+
 def test_union_is_dense_ids_and_top_bm25_sorted() -> None:
-    bm25 = np.array([0.0, 3.0, 0.5, 2.0, 0.0, 1.0], np.float32)
+    bm25 = _sparse(np.array([0.0, 3.0, 0.5, 2.0, 0.0, 1.0]))
     dense = np.array([4, 1, -1])  # -1: FAISS found nothing more
-    np.testing.assert_array_equal(candidates.union(dense, bm25, 2), [1, 3, 4])
+    np.testing.assert_array_equal(candidates.union(dense, bm25, 2, 6), [1, 3, 4])
 
 
 def test_union_without_bm25_evidence_is_the_dense_ids() -> None:
-    bm25 = np.zeros(5, np.float32)
-    np.testing.assert_array_equal(candidates.union(np.array([3, 0]), bm25, 2), [0, 3])
+    bm25 = _sparse(np.zeros(5))
+    np.testing.assert_array_equal(candidates.union(np.array([3, 0]), bm25, 2, 5), [0, 3])
     # even when the per-source count covers every passage
-    np.testing.assert_array_equal(candidates.union(np.array([3, 0]), bm25, 9), [0, 3])
+    np.testing.assert_array_equal(candidates.union(np.array([3, 0]), bm25, 9, 5), [0, 3])
 
 
 def test_union_is_every_passage_when_the_count_covers_them() -> None:
-    bm25 = np.array([0.0, 1.0, 0.0], np.float32)
-    np.testing.assert_array_equal(candidates.union(np.array([2]), bm25, 3), [0, 1, 2])
+    bm25 = _sparse(np.array([0.0, 1.0, 0.0]))
+    np.testing.assert_array_equal(candidates.union(np.array([2]), bm25, 3, 3), [0, 1, 2])
+
+
+def test_union_takes_only_passages_bm25_found() -> None:
+    bm25 = _sparse(np.array([0.0, 1.0, 0.0, 0.0, 0.0, 0.0]))
+    np.testing.assert_array_equal(candidates.union(np.array([5]), bm25, 3, 6), [1, 5])
+
+
+def test_bm25_of_candidates_reads_the_sparse_scores() -> None:
+    bm25 = _sparse(np.array([0.0, 1.5, 0.0, 2.5]))
+    np.testing.assert_array_equal(candidates.bm25_of(bm25, np.array([0, 1, 3])), [0, 1.5, 2.5])
+    assert candidates.bm25_of(_sparse(np.zeros(2)), np.array([1])).tolist() == [0.0]
 
 
 def test_dense_search_of_several_queries_at_once() -> None:

@@ -25,25 +25,36 @@ def dense_search(index: VectorSearch, qvecs: np.ndarray, per_source: int, n: int
     return ids
 
 
-def bm25_scores(lexical: LexicalIndex, terms: list[str], n: int) -> np.ndarray:
-    """BM25 score of each of the ``n`` passages for one query's terms (0 without terms)."""
-    return lexical.scores(terms) if terms else np.zeros(n, np.float32)
+def bm25_scores(lexical: LexicalIndex, terms: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(passages, BM25 scores) of the passages holding one of the query's terms
+    (:meth:`LexicalIndex.sparse_scores`; nothing without terms)."""
+    if not terms:
+        return np.zeros(0, np.int64), np.zeros(0, np.float32)
+    return lexical.sparse_scores(terms)
 
 
-def union(dense_ids: np.ndarray, bm25: np.ndarray, per_source: int) -> np.ndarray:
-    """Sorted passage ids: ``dense_ids`` (-1 = none) ∪ the ``per_source`` best BM25 scores.
+def union(
+    dense_ids: np.ndarray, bm25: tuple[np.ndarray, np.ndarray], per_source: int, n: int
+) -> np.ndarray:
+    """Sorted passage ids: ``dense_ids`` (-1 = none) ∪ the ``per_source`` best BM25 scores
+    among the ``n`` passages (``bm25`` as :func:`bm25_scores` gives them).
 
     BM25 adds nothing when no passage scores above 0; when ``per_source`` covers every passage
     and BM25 found something, every passage is a candidate.
     """
-    n = len(bm25)
+    ids, scores = bm25
     c = min(per_source, n)
-    top_bm25 = float(bm25.max())
-    if top_bm25 > 0 and c >= n:
+    if c >= n and (scores > 0).any():
         return np.arange(n)
-    # a mask is cheaper than union1d's sort
-    mask = np.zeros(n, dtype=bool)
-    mask[dense_ids[dense_ids >= 0]] = True
-    if top_bm25 > 0:
-        mask[np.argpartition(-bm25, c - 1)[:c]] = True
-    return np.flatnonzero(mask)
+    pos = np.argpartition(-scores, c - 1)[:c] if len(ids) > c else np.arange(len(ids))
+    top = ids[pos][scores[pos] > 0]
+    return np.union1d(dense_ids[dense_ids >= 0], top).astype(np.int64)
+
+
+def bm25_of(bm25: tuple[np.ndarray, np.ndarray], cand: np.ndarray) -> np.ndarray:
+    """The BM25 scores of passages ``cand`` (0 for those holding no query term)."""
+    ids, scores = bm25
+    if not len(ids):
+        return np.zeros(len(cand), np.float32)
+    at = np.minimum(np.searchsorted(ids, cand), len(ids) - 1)
+    return np.where(ids[at] == cand, scores[at], np.float32(0)).astype(np.float32)

@@ -77,7 +77,6 @@ class Retriever:
         for lo in range(0, len(questions), batch_size):
             part = queries[lo : lo + batch_size]
             terms = [tokenize(q) for q in part]
-            bm25 = self.index.lexical.scores_many(terms)
             answers.extend(
                 self.answer_with_vector(
                     questions[lo + j],
@@ -86,7 +85,7 @@ class Retriever:
                     k,
                     token_vectors=token_vectors[lo + j],
                     dense_ids=dense_ids[lo + j],
-                    lexical=(terms[j], bm25[j]),
+                    lexical=(terms[j], candidates.bm25_scores(self.index.lexical, terms[j])),
                 )
                 for j, q in enumerate(part)
             )
@@ -101,13 +100,13 @@ class Retriever:
         *,
         token_vectors: TokenVectors,
         dense_ids: np.ndarray | None = None,
-        lexical: tuple[list[str], np.ndarray] | None = None,
+        lexical: tuple[list[str], tuple[np.ndarray, np.ndarray]] | None = None,
     ) -> Answer:
         """Rank passages for an already-embedded query and decide whether to answer.
 
         ``token_vectors`` are the query's (``Embedder.encode_with_tokens``); ``dense_ids`` its
-        FAISS candidates and ``lexical`` its BM25 terms and scores, when already computed
-        (``ask_many``).
+        FAISS candidates and ``lexical`` its BM25 terms and (passages, scores)
+        (:func:`.candidates.bm25_scores`), when already computed (``ask_many``).
         """
         feats = self.features(query, qvec, dense_ids, lexical)
         if feats is None:
@@ -149,7 +148,7 @@ class Retriever:
         query: str,
         qvec: np.ndarray,
         dense_ids: np.ndarray | None = None,
-        lexical: tuple[list[str], np.ndarray] | None = None,
+        lexical: tuple[list[str], tuple[np.ndarray, np.ndarray]] | None = None,
     ) -> Features | None:
         """Candidate passages (top dense ∪ top BM25) with their evidence; None for an empty
         index or a blank query. ``dense_ids`` and ``lexical`` (terms, BM25 scores) are
@@ -164,15 +163,17 @@ class Retriever:
             terms, bm25 = lexical
         else:
             terms = tokenize(query)
-            bm25 = candidates.bm25_scores(idx.lexical, terms, n)
-        cand = candidates.union(dense_ids, bm25, self.fusion.candidates)
+            bm25 = candidates.bm25_scores(idx.lexical, terms)
+        cand = candidates.union(dense_ids, bm25, self.fusion.candidates, n)
         return Features(
             cand,
             evidence.passage_cosine(idx.vectors, cand, qvec),
             evidence.best_sentence_cosine(
                 idx.sentence_matrix(cand), idx.sentence_counts[cand], qvec
             ),
-            evidence.ideal_normalised(bm25[cand], (idx.lexical.idf(t) for t in terms)),
+            evidence.ideal_normalised(
+                candidates.bm25_of(bm25, cand), (idx.lexical.idf(t) for t in terms)
+            ),
             terms,
         )
 
