@@ -72,7 +72,7 @@ from chatbot.config import Settings  # noqa: E402
 from chatbot.embedder import LazyEmbedder, TokenVectors, get_embedder  # noqa: E402
 from chatbot.lexical import STOPWORDS  # noqa: E402
 from chatbot.segment import from_build  # noqa: E402
-from chatbot.tokens import codec_of  # noqa: E402
+from chatbot.tokens import TokenCodec, new_codec  # noqa: E402
 from chatbot.types import Document, Passage  # noqa: E402
 
 DIM = 384
@@ -236,9 +236,10 @@ class Synth:
 # ---------------------------------------------------------------------------- building
 
 
-def build_index(synth: Synth, index_dir: Path, size: int, settings: dict, profile: bool) -> dict:
+def build_index(
+    synth: Synth, index_dir: Path, size: int, settings: dict, codec: TokenCodec, profile: bool
+) -> dict:
     """Write ``size`` synthetic passages as segments of at most SEGMENT; phase timings."""
-    codec = codec_of(settings)
     phases = dict.fromkeys(("generate", "terms", "encode", "from_build", "load", "commit"), 0.0)
     docs_done = 0
     done = 0
@@ -292,7 +293,8 @@ def build_index(synth: Synth, index_dir: Path, size: int, settings: dict, profil
             t4 = time.perf_counter()
             base = None if first else store.load(index_dir)
             t5 = time.perf_counter()
-            store.commit(index_dir, store.Change(manifest=settings, new=arrays, fresh=first), base)
+            change = store.Change(manifest=settings, new=arrays, fresh=first, codec=codec)
+            store.commit(index_dir, change, base)
             t6 = time.perf_counter()
         if prof and first:
             prof.disable()
@@ -561,10 +563,14 @@ def run_size(size: int, args: argparse.Namespace, synth: Synth) -> dict:
         log(f"reusing {index_dir} (built by an earlier run)")
         return measure(index_dir, {"passages": size}, args, synth)
     shutil.rmtree(index_dir, ignore_errors=True)
-    settings = new_settings(LazyEmbedder(Settings().model, DIM), Settings().splitter_settings())
+    # the index's token codec is the one a real build makes: trained on the calibration text
+    # with the bundled model (once per process)
+    embedder = LazyEmbedder(Settings().model, DIM)
+    settings = new_settings(embedder, Settings().splitter_settings())
+    codec = new_codec(embedder)
     log(f"building {size:,} passages into {index_dir}")
     t = time.perf_counter()
-    phases = build_index(synth, index_dir, size, settings, args.profile)
+    phases = build_index(synth, index_dir, size, settings, codec, args.profile)
     wall = time.perf_counter() - t
     build_s = wall - phases["generate"]
     log(

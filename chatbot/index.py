@@ -280,7 +280,13 @@ class Index:
             kk = min(k + dead, seg.size)
             if kk <= 0 or dead == seg.size:
                 continue
-            scores, rows = seg.faiss.search(queries, kk)
+            refine = int(seg.search.get("refine", 1))
+            if refine > 1:  # approximate codes: re-score a longer shortlist exactly
+                wanted = max(kk * refine, int(seg.search.get("shortlist", 0)))
+                _, short = seg.faiss.search(queries, min(wanted, seg.size))
+                scores, rows = _rescore(seg.vectors, queries, short, kk)
+            else:
+                scores, rows = seg.faiss.search(queries, kk)
             found = np.where(rows >= 0, ids[np.maximum(rows, 0)], -1)
             all_scores.append(np.where(found >= 0, scores, -np.inf))
             all_ids.append(found)
@@ -326,6 +332,24 @@ class Index:
                 np.subtract.at(live, np.asarray(word_ids[lo:hi]), np.asarray(word_counts[lo:hi]))
             counts.update({vocab[j]: int(live[j]) for j in np.flatnonzero(live)})
         return counts
+
+
+def _rescore(
+    vectors: np.ndarray, queries: np.ndarray, short: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` best of each query's ``short`` list (-1 = none) by exact inner product with
+    the stored (float16) vectors: (scores, rows), best first, -1/-inf padded."""
+    scores = np.full((len(queries), k), -np.inf, np.float32)
+    rows = np.full((len(queries), k), -1, np.int64)
+    for q, cand in enumerate(short):
+        cand = cand[cand >= 0]
+        if not len(cand):
+            continue
+        exact = np.asarray(vectors[np.sort(cand)], np.float32) @ queries[q]
+        order = np.argsort(-exact, kind="stable")[:k]
+        scores[q, : len(order)] = exact[order]
+        rows[q, : len(order)] = np.sort(cand)[order]
+    return scores, rows
 
 
 class Rows:

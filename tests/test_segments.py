@@ -270,3 +270,28 @@ def test_speller_counts_are_those_of_the_live_documents(
     for doc in index.documents.values():
         want.update(count_words(doc.text))
     assert index.word_counts() == want and "cederberg" in want
+
+
+def test_a_large_segment_is_searched_approximately_with_an_exact_rescore(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from chatbot import segment
+    from chatbot.index import _rescore
+
+    monkeypatch.setattr(segment, "ANN_MIN_PASSAGES", 1000)
+    rng = np.random.default_rng(1)
+    centres = rng.standard_normal((20, 32)).astype(np.float32)
+    x = centres[rng.integers(0, 20, 3000)] + 0.3 * rng.standard_normal((3000, 32))
+    x = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float16)
+    index, search = segment.search_index(x, 32)
+    assert search["kind"] == "ivfpq" and search["shortlist"] >= 200
+    index.nprobe = search["nprobe"]
+    queries = np.asarray(x[:50], np.float32)
+    _, short = index.search(queries, search["shortlist"])
+    scores, rows = _rescore(x, queries, short, 10)
+    exact = np.argsort(-(queries @ np.asarray(x, np.float32).T), axis=1)[:, :10]
+    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(rows, exact, strict=True)])
+    assert recall >= 0.95
+    np.testing.assert_allclose(
+        scores[:, 0], (queries * np.asarray(x[rows[:, 0]], np.float32)).sum(1), rtol=1e-5
+    )
