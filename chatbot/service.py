@@ -27,7 +27,7 @@ def open_retriever(settings: Settings) -> Retriever:
     index = store.load(settings.index_dir, settings.model, settings.splitter_settings())
     return Retriever(
         index,
-        get_embedder(settings.model),
+        get_embedder(settings.model, settings.backend),
         threshold=settings.threshold,
         max_word_chars=settings.max_word_chars,
     )
@@ -105,7 +105,7 @@ def remove(settings: Settings, names: list[str]) -> Summary:
         wanted = resolve_names(base.manifest.get("documents", {}), names)
         index, summary = index_files(
             [],
-            LazyEmbedder(settings.model, base.dim),
+            LazyEmbedder(settings.model, base.dim, settings.backend),
             settings.splitter_settings(),
             base=base,
             remove=wanted,
@@ -220,7 +220,7 @@ def _build_locked(
     """
     index, summary = index_files(
         paths,
-        LazyEmbedder(settings.model, base.dim if base is not None else None),
+        LazyEmbedder(settings.model, base.dim if base is not None else None, settings.backend),
         settings.splitter_settings(),
         base=base,
         remove=remove,
