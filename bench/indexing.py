@@ -10,22 +10,31 @@ does), loads the model once per backend, then times, in the same process and alt
 - *reference*: ``SentenceTransformer.encode`` (torch fp32, default settings, batch size 32) of
   the same text cut into <= 500-character sentence packs without overlap (the splitter with
   ``overlap=0``), with the model already loaded;
-- *build (backend)*: the whole of ``chatbot index build`` into an empty index folder
+- *BACKEND[:SENTENCES]* (a build): the whole of ``chatbot index build`` into an empty index folder
   (``chatbot.service.build``: read, split, embed, BM25 terms, save), with that backend's model
   already loaded (its load and conversion time is printed apart).
 
 Characters per second are the documents' characters (reference: the packs' characters, the
 same text) divided by the seconds; the ratio is build chars/s over reference chars/s (floor: 2).
 The embedding step of the build (``chatbot.build.embed_passages``) is timed too.
+
+``--runs`` lists builds as ``BACKEND[:SENTENCES]``, SENTENCES being how sentence vectors are
+made (``chatbot.build.ALONE_BELOW`` / ``LATE_MINUS_PASSAGE``): ``alone`` (every sentence
+embedded on its own), ``late`` (all late-chunked), ``short-L`` (under L characters alone, the
+rest late-chunked), ``short-L-pG`` (and G times the passage vector taken off the late ones);
+default: the builder's own setting.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -73,16 +82,35 @@ class _Timer:
             self.seconds += time.perf_counter() - t0
 
 
+@contextmanager
+def sentence_setting(sentences: str) -> Iterator[None]:
+    """Set ``chatbot.build``'s sentence-vector constants for one build (see the docstring)."""
+    saved = build.ALONE_BELOW, build.LATE_MINUS_PASSAGE
+    if sentences == "alone":
+        build.ALONE_BELOW = 10**9
+    elif sentences == "late":
+        build.ALONE_BELOW, build.LATE_MINUS_PASSAGE = 0, 0.0
+    elif sentences.startswith("short-"):
+        limit, _, g = sentences[len("short-") :].partition("-p")
+        build.ALONE_BELOW, build.LATE_MINUS_PASSAGE = int(limit), float(g or 0.0)
+    elif sentences:
+        raise SystemExit(f"unknown sentence setting {sentences!r}")
+    try:
+        yield
+    finally:
+        build.ALONE_BELOW, build.LATE_MINUS_PASSAGE = saved
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("file", nargs="?", default=str(DEFAULT))
     ap.add_argument("--limit", type=int, help="only the first N articles")
     ap.add_argument("--repeat", type=int, default=1, help="rounds; the best run of each counts")
     ap.add_argument(
-        "--backends",
+        "--runs",
         default=None,
-        help="comma-separated backends to build with (default: the configured one, "
-        "CHATBOT_BACKEND or Settings.backend)",
+        help="comma-separated builds, BACKEND[:SENTENCES] (default: the configured backend, "
+        "CHATBOT_BACKEND or Settings.backend, with the builder's own sentence setting)",
     )
     args = ap.parse_args()
     path = Path(args.file)
@@ -90,7 +118,8 @@ def main() -> int:
         print(f"skipped: {path} not found (the shared datasets are not here)")
         return 0
     base = Settings.from_env()
-    backends = args.backends.split(",") if args.backends else [base.backend]
+    runs_asked = args.runs.split(",") if args.runs else [base.backend]
+    backends = list(dict.fromkeys(r.split(":")[0] for r in runs_asked))
     timer = _Timer()
     build.embed_passages = timer  # service.build -> index_files -> _embed calls it by name
     with tempfile.TemporaryDirectory(prefix="bench-indexing-") as tmp:
@@ -112,17 +141,17 @@ def main() -> int:
             t0 = time.perf_counter()
             model.encode(packs)
             runs["reference"].append(time.perf_counter() - t0)
-            for n, b in enumerate(backends):
+            for n, run in enumerate(runs_asked):
+                b, _, sentences = run.partition(":")
                 settings = Settings.from_env(
                     index=str(Path(tmp) / f"index-{n}"), corpus=str(docs), backend=b
                 )
                 timer.seconds = 0.0
-                t0 = time.perf_counter()
-                service.build(settings, replace_all=True)
-                runs.setdefault(f"build ({b})", []).append(time.perf_counter() - t0)
-                embed_runs.setdefault(f"build ({b})", []).append(timer.seconds)
-                import shutil
-
+                with sentence_setting(sentences):
+                    t0 = time.perf_counter()
+                    service.build(settings, replace_all=True)
+                    runs.setdefault(run, []).append(time.perf_counter() - t0)
+                embed_runs.setdefault(run, []).append(timer.seconds)
                 shutil.rmtree(settings.index_dir)
     pack_chars = sum(len(p) for p in packs)
     ref = pack_chars / min(runs["reference"])
@@ -131,13 +160,13 @@ def main() -> int:
         f"documents {chars} characters; load + convert: "
         + ", ".join(f"{b} {s:.1f} s" for b, s in load_s.items())
     )
-    print(f"{'path':<22}{'seconds':>9}{'chars/s':>10}{'vs ref':>8}{'embed s':>9}  all runs")
+    print(f"{'path':<26}{'seconds':>9}{'chars/s':>10}{'vs ref':>8}{'embed s':>9}  all runs")
     for name, secs in runs.items():
         best = min(secs)
         rate = (pack_chars if name == "reference" else chars) / best
         emb_s = f"{min(embed_runs[name]):9.1f}" if name in embed_runs else f"{'':9}"
         all_runs = ", ".join(f"{s:.1f}" for s in secs)
-        print(f"{name:<22}{best:>9.1f}{rate:>10.0f}{rate / ref:>8.2f}{emb_s}  {all_runs}")
+        print(f"{name:<26}{best:>9.1f}{rate:>10.0f}{rate / ref:>8.2f}{emb_s}  {all_runs}")
     for name in runs:
         if name != "reference":
             ratio = chars / min(runs[name]) / ref

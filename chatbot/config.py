@@ -24,7 +24,7 @@ class Settings:
     index: str = "index"
     corpus: str = "corpus"
     model: str = BUNDLED_MODEL
-    backend: str = "torch"  # what runs the model: "torch" or "openvino" (bench/README.md)
+    backend: str = "openvino"  # what runs the model: "openvino" or "torch" (bench/README.md)
     max_chars: int = 500  # passage length bound (characters)
     min_chars: int = 120  # passages shorter than this are packed with a neighbour sentence
     overlap: int = 1  # sentences shared by consecutive passages of a paragraph
