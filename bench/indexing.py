@@ -18,7 +18,8 @@ Characters per second are the documents' characters (reference: the packs' chara
 same text) divided by the seconds; the ratio is build chars/s over reference chars/s (floor: 2).
 The embedding step of the build (``chatbot.build.embed_passages``) is timed too.
 
-``--runs`` lists builds as ``BACKEND[:SENTENCES]``, SENTENCES being how sentence vectors are
+``--runs`` lists builds as ``BACKEND[:SENTENCES[:BATCH]]`` (BATCH: the build's batch size,
+default the setting ``batch_size``), SENTENCES being how sentence vectors are
 made (``chatbot.build.ALONE_BELOW`` / ``LATE_MINUS_PASSAGE``): ``alone`` (every sentence
 embedded on its own), ``late`` (all late-chunked), ``short-L`` (under L characters alone, the
 rest late-chunked), ``short-L-pG`` (and G times the passage vector taken off the late ones);
@@ -142,9 +143,13 @@ def main() -> int:
             model.encode(packs)
             runs["reference"].append(time.perf_counter() - t0)
             for n, run in enumerate(runs_asked):
-                b, _, sentences = run.partition(":")
+                b, _, rest = run.partition(":")
+                sentences, _, batch = rest.partition(":")
                 settings = Settings.from_env(
-                    index=str(Path(tmp) / f"index-{n}"), corpus=str(docs), backend=b
+                    index=str(Path(tmp) / f"index-{n}"),
+                    corpus=str(docs),
+                    backend=b,
+                    batch_size=int(batch) if batch else None,
                 )
                 timer.seconds = 0.0
                 with sentence_setting(sentences):
