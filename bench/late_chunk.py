@@ -31,6 +31,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from chatbot import build  # noqa: E402
 from chatbot.build import EMBED_CHUNK, embed_passages  # noqa: E402
 from chatbot.config import Settings  # noqa: E402
 from chatbot.embedder import Embedder, get_embedder  # noqa: E402
@@ -43,8 +44,14 @@ DEFAULT = ROOT.parent / "shared" / "datasets" / "squad-v1.1" / "dev-v1.1.json"
 
 def sentences_again(index: Index, embedder: Embedder, batch_size: int) -> np.ndarray:
     """Passages through the model, then each distinct sentence embedded alone: the
-    builder's own embedding step (:func:`chatbot.build.embed_passages`)."""
-    return embed_passages(index.passages, index.documents, embedder, batch_size, False)[1]
+    builder's own embedding step (:func:`chatbot.build.embed_passages`) as it was before it
+    late-chunked sentences (``ALONE_BELOW`` above every sentence's length)."""
+    saved = build.ALONE_BELOW
+    build.ALONE_BELOW = 10**9
+    try:
+        return embed_passages(index.passages, index.documents, embedder, batch_size, False)[1]
+    finally:
+        build.ALONE_BELOW = saved
 
 
 def sentences_late(index: Index, embedder: Embedder, batch_size: int) -> np.ndarray:

@@ -29,6 +29,13 @@ from .types import Document, Passage
 log = logging.getLogger(__name__)
 
 EMBED_CHUNK = 1024  # texts per encode call (the progress bar moves once per chunk)
+# Sentence vectors (embed_passages): a sentence shorter than this (characters) is embedded on
+# its own, a longer one is late-chunked from its passage's forward pass, minus this much of
+# the passage vector. Chosen on SQuAD dev's first 24 articles (bench/sentence_variants.py:
+# embedding short sentences alone did not help there; taking 0.4-0.6 of the passage vector off
+# did). 10**9 and 0.0 give the previous derivation (every sentence embedded again).
+ALONE_BELOW = 0
+LATE_MINUS_PASSAGE = 0.4
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -304,24 +311,52 @@ def embed_passages(
     progress: bool,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Passage vectors (with heading context), per-passage sentence vectors, and the
-    passages' content-token vectors (float16) with their count per passage."""
-    texts = [match_text(p, docs[p.source].title) for p in passages]
-    vectors, token_vectors, token_counts = _encode_with_tokens(
-        embedder, texts, batch_size, progress
-    )
-    # Sentences repeat across overlapping windows: embed each distinct span once.
+    passages' content-token vectors (float16) with their count per passage.
+
+    One forward pass per passage gives its vector, its token vectors and ("late chunking",
+    :meth:`~chatbot.embedder.Embedder.encode_late`) the vectors of its sentences of at least
+    ``ALONE_BELOW`` characters: the mean of the passage's token states over the sentence,
+    minus ``LATE_MINUS_PASSAGE`` times the passage vector, normalised. Shorter sentences,
+    which their context would drown, are embedded on their own, each distinct one once
+    (bench/README.md, "Faster indexing").
+    """
+    texts: list[str] = []
+    spans: list[list[tuple[int, int]]] = []
     keys: dict[tuple[str, int, int], int] = {}
-    rows: list[int] = []
-    sent_texts: list[str] = []
+    alone_rows: list[int] = []  # per sentence: row in ``alone_texts``, or -1 (late)
+    alone_texts: list[str] = []
     for p in passages:
+        text = match_text(p, docs[p.source].title)
+        at = len(text) - len(p.text)  # the passage text ends its match text
+        texts.append(text)
+        late: list[tuple[int, int]] = []
         for s, e in p.sentences:
+            if e - s >= ALONE_BELOW:
+                late.append((at + s, at + e))
+                alone_rows.append(-1)
+                continue
+            # Sentences repeat across overlapping windows: embed each distinct one once.
             key = (p.source, p.start + s, p.start + e)
             if key not in keys:
-                keys[key] = len(sent_texts)
-                sent_texts.append(p.text[s:e])
-            rows.append(keys[key])
-    unique = _encode(embedder, sent_texts, batch_size, progress, "embedding sentences")
-    sent_vectors = unique[np.asarray(rows, dtype=np.int64)] if rows else unique
+                keys[key] = len(alone_texts)
+                alone_texts.append(p.text[s:e])
+            alone_rows.append(keys[key])
+        spans.append(late)
+    vectors, token_vectors, token_counts, pooled = _encode_late(
+        embedder, texts, spans, batch_size, progress
+    )
+    alone = _encode(embedder, alone_texts, batch_size, progress, "embedding sentences")
+    sent_vectors = np.zeros((len(alone_rows), embedder.dim), np.float32)
+    rows = np.asarray(alone_rows, dtype=np.int64)
+    is_alone = rows >= 0
+    sent_vectors[is_alone] = alone[rows[is_alone]]
+    if pooled:
+        late_vecs = np.concatenate(pooled)
+        if LATE_MINUS_PASSAGE:
+            owner = np.repeat(np.arange(len(pooled)), [len(x) for x in pooled])
+            late_vecs = late_vecs - LATE_MINUS_PASSAGE * vectors[owner]
+            late_vecs /= np.maximum(np.linalg.norm(late_vecs, axis=1, keepdims=True), 1e-12)
+        sent_vectors[~is_alone] = late_vecs
     return vectors, sent_vectors, token_vectors, token_counts
 
 
@@ -340,23 +375,33 @@ def _encode(
     return np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)
 
 
-def _encode_with_tokens(
-    embedder: Embedder, texts: list[str], batch_size: int, progress: bool
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Passage vectors plus their content-token vectors, in fixed chunks with a progress bar."""
+def _encode_late(
+    embedder: Embedder,
+    texts: list[str],
+    spans: list[list[tuple[int, int]]],
+    batch_size: int,
+    progress: bool,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[np.ndarray]]:
+    """Passage vectors, their content-token vectors and counts, and the late-chunked vectors
+    of ``spans`` (per text), in fixed chunks with a progress bar."""
     vec_parts = [np.zeros((0, embedder.dim), np.float32)]
     tok_parts = [np.zeros((0, embedder.dim), np.float16)]
     counts: list[int] = []
+    pooled: list[np.ndarray] = []
     with progress_bar(len(texts), "embedding passages", "text", progress) as bar:
         for i in range(0, len(texts), EMBED_CHUNK):
             chunk = texts[i : i + EMBED_CHUNK]
-            vecs, toks = embedder.encode_with_tokens(chunk, batch_size=batch_size)
+            vecs, toks, parts = embedder.encode_late(
+                chunk, spans[i : i + EMBED_CHUNK], batch_size=batch_size
+            )
             vec_parts.append(vecs)
             tok_parts.extend(t.vectors.astype(np.float16) for t in toks)
             counts.extend(len(t.vectors) for t in toks)
+            pooled.extend(np.asarray(x, np.float32).reshape(-1, embedder.dim) for x in parts)
             bar.update(len(chunk))
     return (
         np.ascontiguousarray(np.concatenate(vec_parts), dtype=np.float32),
         np.ascontiguousarray(np.concatenate(tok_parts), dtype=np.float16),
         np.asarray(counts, dtype=np.int64),
+        pooled,
     )

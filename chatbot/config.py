@@ -24,6 +24,7 @@ class Settings:
     index: str = "index"
     corpus: str = "corpus"
     model: str = BUNDLED_MODEL
+    backend: str = "openvino"  # what runs the model: "openvino" or "torch" (bench/README.md)
     max_chars: int = 500  # passage length bound (characters)
     min_chars: int = 120  # passages shorter than this are packed with a neighbour sentence
     overlap: int = 1  # sentences shared by consecutive passages of a paragraph

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from .backends import check_backend, openvino_transformer
 from .config import BUNDLED_MODEL
 from .lexical import STOPWORDS, fold
 from .progress import progress_bar
@@ -29,6 +30,7 @@ class ModelError(RuntimeError):
 class Embedder(Protocol):
     name: str
     dim: int
+    backend: str  # what computes the vectors: "torch", "openvino" (or "fake" in tests)
 
     def encode(
         self, texts: list[str], batch_size: int = 64, progress: bool = False
@@ -79,7 +81,8 @@ def _normalise_rows(x: np.ndarray) -> np.ndarray:
 class SentenceTransformerEmbedder:
     """A sentence-transformers model loaded from a local path, never from a hub."""
 
-    def __init__(self, name: str = BUNDLED_MODEL) -> None:
+    def __init__(self, name: str = BUNDLED_MODEL, backend: str = "torch") -> None:
+        check_backend(backend)
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -101,11 +104,14 @@ class SentenceTransformerEmbedder:
         get_dim = getattr(model, "get_embedding_dimension", model.get_sentence_embedding_dimension)
         self.dim = int(get_dim())
         self._lock = threading.Lock()
+        # The OpenVINO model, if asked for and the model converts; otherwise torch runs it.
+        self._ov = openvino_transformer(model, path) if backend == "openvino" else None
+        self.backend = "openvino" if self._ov is not None else "torch"
 
     def encode(self, texts: list[str], batch_size: int = 64, progress: bool = False) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        if not self._own_batching():
+        if not self._own_batching():  # then never OpenVINO (see backends.convertible)
             with self._lock:  # torch inference is not re-entrant across threads for one model
                 vecs = self.model.encode(
                     texts,
@@ -118,7 +124,7 @@ class SentenceTransformerEmbedder:
         vecs = np.zeros((len(texts), self.dim), dtype=np.float32)
         with progress_bar(len(texts), "", "text", progress) as bar:
             for idx, out, _ in self._forward(self._model_texts(texts), batch_size):
-                vecs[idx] = out["sentence_embedding"].float().numpy()
+                vecs[idx] = out["sentence_embedding"]
                 bar.update(len(idx))
         return _normalise_rows(vecs)
 
@@ -169,8 +175,8 @@ class SentenceTransformerEmbedder:
             tokens = [TokenVectors.empty(self.dim)] * len(texts)
             left = self.model.tokenizer.padding_side == "left"
             for idx, out, enc in self._forward(model_texts, batch_size):
-                vecs[idx] = out["sentence_embedding"].float().numpy()
-                emb = out["token_embeddings"].float().numpy()
+                vecs[idx] = out["sentence_embedding"]
+                emb = out["token_embeddings"]
                 width = emb.shape[1]
                 for j, i in enumerate(idx):
                     shift = width - len(enc["input_ids"][i]) if left else 0
@@ -215,17 +221,19 @@ class SentenceTransformerEmbedder:
         lower = getattr(self.model[0], "do_lower_case", False)
         return [t.lower() for t in texts] if lower else texts
 
-    def _forward(self, texts: list[str], batch_size: int) -> Iterator[tuple[list[int], Any, Any]]:
+    def _forward(
+        self, texts: list[str], batch_size: int
+    ) -> Iterator[tuple[list[int], dict[str, np.ndarray], Any]]:
         """Run the model over ``texts`` in batches of equal token count.
 
         The texts are tokenised once, with offsets, then batched by *token* count
         (sentence-transformers sorts by characters and tokenises each batch again with
         padding): equal-length batches carry no padding, which makes this about a fifth faster
         on short questions (bench/README.md). Yields ``(text indices, model output, encoding)``
-        per batch (the encoding of all ``texts``, with their offsets).
+        per batch (the model output as float32 arrays: ``sentence_embedding``, not yet
+        normalised, and ``token_embeddings``; and the encoding of all ``texts``, with their
+        offsets).
         """
-        import torch
-
         tokenizer = self.model.tokenizer
         enc = tokenizer(
             texts,
@@ -249,9 +257,25 @@ class SentenceTransformerEmbedder:
                         batch[n][j, width - len(row) :] = row
                     else:
                         batch[n][j, : len(row)] = row
+            yield idx, self._run(batch), enc
+
+    def _run(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The model on one padded batch: token and (mean-pooled) sentence embeddings."""
+        if self._ov is None:
+            import torch
+
             with self._lock, torch.inference_mode():  # not re-entrant across threads
                 out = self.model({n: torch.from_numpy(a) for n, a in batch.items()})
-            yield idx, out, enc
+            return {
+                "sentence_embedding": out["sentence_embedding"].float().numpy(),
+                "token_embeddings": out["token_embeddings"].float().numpy(),
+            }
+        with self._lock:
+            hidden = self._ov(batch)
+        mask = batch["attention_mask"].astype(np.float32)[..., None]
+        summed = (hidden * mask).sum(axis=1)
+        pooled = summed / np.maximum(mask.sum(axis=1), 1e-9)
+        return {"sentence_embedding": pooled, "token_embeddings": hidden}
 
 
 PAD_FREE_WIDTH = 64  # tokens: narrower batches are cut by count only (questions: max 40)
@@ -356,6 +380,7 @@ class FakeEmbedder:
     def __init__(self, dim: int = 64) -> None:
         self.name = f"fake-{dim}"
         self.dim = dim
+        self.backend = "fake"
 
     def encode(self, texts: list[str], batch_size: int = 64, progress: bool = False) -> np.ndarray:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
@@ -399,39 +424,62 @@ def _hash(word: str) -> int:
     return int.from_bytes(hashlib.blake2b(word.encode(), digest_size=8).digest(), "little")
 
 
+def get_embedder(name: str, backend: str | None = None) -> Embedder:
+    """Load an embedder once per process (``fake-N`` names give the test embedder).
+
+    ``backend`` is "torch" or "openvino" (None: the configured one, ``CHATBOT_BACKEND`` or
+    :attr:`Settings.backend`); a model OpenVINO cannot run is run by torch, and the
+    embedder's ``backend`` says which one runs it.
+    """
+    if backend is None:
+        from .config import Settings
+
+        backend = Settings.from_env().backend
+    return _get_embedder(name, check_backend(backend))
+
+
 @lru_cache(maxsize=4)
-def get_embedder(name: str) -> Embedder:
-    """Load an embedder once per process (``fake-N`` names give the test embedder)."""
+def _get_embedder(name: str, backend: str) -> Embedder:
     if name.startswith("fake-"):
         return FakeEmbedder(int(name.split("-", 1)[1]))
-    log.info("loading embedding model %s", name)
-    return SentenceTransformerEmbedder(name)
+    log.info("loading embedding model %s (%s)", name, backend)
+    return SentenceTransformerEmbedder(name, backend)
 
 
 class LazyEmbedder:
     """Loads the real embedder only when text must be embedded (removals and no-op runs don't)."""
 
-    def __init__(self, name: str, dim: int | None = None) -> None:
+    def __init__(self, name: str, dim: int | None = None, backend: str | None = None) -> None:
         self.name = name
         self._dim = dim
+        self._backend = backend
+
+    def _get(self) -> Embedder:
+        return get_embedder(self.name, self._backend)
 
     @property
     def dim(self) -> int:
-        return self._dim if self._dim is not None else get_embedder(self.name).dim
+        return self._dim if self._dim is not None else self._get().dim
+
+    @property
+    def backend(self) -> str:
+        """The backend that runs the model (loads it: a model OpenVINO cannot convert falls
+        back to torch, so only loading tells)."""
+        return self._get().backend
 
     def encode(self, texts: list[str], batch_size: int = 64, progress: bool = False) -> np.ndarray:
-        return get_embedder(self.name).encode(texts, batch_size=batch_size, progress=progress)
+        return self._get().encode(texts, batch_size=batch_size, progress=progress)
 
     def encode_with_tokens(
         self, texts: list[str], batch_size: int = 64
     ) -> tuple[np.ndarray, list[TokenVectors]]:
-        return get_embedder(self.name).encode_with_tokens(texts, batch_size=batch_size)
+        return self._get().encode_with_tokens(texts, batch_size=batch_size)
 
     def encode_late(
         self, texts: list[str], spans: Spans, batch_size: int = 64
     ) -> tuple[np.ndarray, list[TokenVectors], list[np.ndarray]]:
-        return get_embedder(self.name).encode_late(texts, spans, batch_size=batch_size)
+        return self._get().encode_late(texts, spans, batch_size=batch_size)
 
     def knows_word(self, word: str) -> bool:
-        knows = getattr(get_embedder(self.name), "knows_word", None)
+        knows = getattr(self._get(), "knows_word", None)
         return bool(knows(word)) if knows else True  # no vocabulary: correct nothing

@@ -12,6 +12,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from . import store
+from .backends import BACKENDS
 from .build import default_source, index_files, sha256_bytes
 from .config import PROJECT_ROOT, Settings
 from .documents import SUPPORTED_SUFFIXES, collect_files
@@ -28,10 +29,18 @@ def open_retriever(settings: Settings) -> Retriever:
     index = store.load(settings.index_dir, settings.model, settings.splitter_settings())
     return Retriever(
         index,
-        get_embedder(settings.model),
+        get_embedder(settings.model, index_backend(index.manifest, settings)),
         threshold=settings.threshold,
         max_word_chars=settings.max_word_chars,
     )
+
+
+def index_backend(manifest: dict, settings: Settings) -> str:
+    """The backend that runs the model for an existing index: the one it was embedded with
+    (its manifest's), so questions and additions use the same numerics as its vectors;
+    ``settings.backend`` only chooses for a new index."""
+    backend = manifest.get("backend")
+    return backend if backend in BACKENDS else settings.backend
 
 
 def load_base(settings: Settings, replace: bool = False) -> Index | None:
@@ -110,7 +119,7 @@ def remove(settings: Settings, names: list[str]) -> Summary:
         wanted = resolve_names(_records(base), names)
         change, summary = index_files(
             [],
-            LazyEmbedder(settings.model, base.dim),
+            LazyEmbedder(settings.model, base.dim, index_backend(base.manifest, settings)),
             settings.splitter_settings(),
             base=base,
             remove=wanted,
@@ -235,7 +244,11 @@ def _build_locked(
     """
     change, summary = index_files(
         paths,
-        LazyEmbedder(settings.model, base.dim if base is not None else None),
+        LazyEmbedder(
+            settings.model,
+            base.dim if base is not None else None,
+            index_backend(base.manifest, settings) if base is not None else settings.backend,
+        ),
         settings.splitter_settings(),
         base=base,
         remove=remove,

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from chatbot import service, store
+from chatbot import build, service, store
 from chatbot.config import Settings
 
 from .conftest import DOCS
@@ -173,9 +173,58 @@ def test_late_chunking_bench_maps_sentences_into_the_match_text(fake_index: Sett
     index = store.load(fake_index.index_dir)
     assert any(p.heading for p in index.passages)
     emb = get_embedder("fake-64")
+    # the builder takes LATE_MINUS_PASSAGE of the passage vector off each late-chunked vector
+    owner = np.repeat(np.arange(len(index.passages)), [len(p.sentences) for p in index.passages])
     for derive in (bench.sentences_again, bench.sentences_late):
+        got = derive(index, emb, 64) - build.LATE_MINUS_PASSAGE * index.vectors[owner]
+        got /= np.linalg.norm(got, axis=1, keepdims=True)
         # stored as float16
-        np.testing.assert_allclose(derive(index, emb, 64), index.sentence_vectors, atol=1e-3)
+        np.testing.assert_allclose(got, index.sentence_vectors, atol=2e-3)
+
+
+def _sentence_rows(passages, documents, emb) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """Each passage-sentence embedded alone, its passage's vector, and its length."""
+    from chatbot.index import match_text
+
+    texts = [match_text(p, documents[p.source].title) for p in passages]
+    pvecs = emb.encode(texts)
+    alone = emb.encode([p.text[s:e] for p in passages for s, e in p.sentences])
+    owner = [i for i, p in enumerate(passages) for _ in p.sentences]
+    lengths = [e - s for p in passages for s, e in p.sentences]
+    return alone, pvecs[owner], lengths
+
+
+def test_embed_passages_sentence_vectors(fake_index: Settings, monkeypatch) -> None:
+    """Late-chunked sentences (the fake reads no context: a span's vector is its text's)
+    minus LATE_MINUS_PASSAGE of the passage vector; sentences under ALONE_BELOW characters
+    embedded alone; the rest of the return value unchanged by either setting."""
+    from chatbot.embedder import get_embedder
+
+    index = store.load(fake_index.index_dir)
+    emb = get_embedder("fake-64")
+    alone, pvec, lengths = _sentence_rows(index.passages, index.documents, emb)
+    short = np.asarray(lengths) < 60
+    assert short.any() and (~short).any()
+
+    def run(below: int, minus: float):
+        monkeypatch.setattr(build, "ALONE_BELOW", below)
+        monkeypatch.setattr(build, "LATE_MINUS_PASSAGE", minus)
+        return build.embed_passages(index.passages, index.documents, emb, 16, False)
+
+    v, sv, tv, tc = run(10**9, 0.4)  # every sentence alone: the previous derivation
+    np.testing.assert_allclose(sv, alone, atol=1e-6)
+    np.testing.assert_allclose(v, index.vectors, atol=1e-3)  # stored as float16
+    assert v.dtype == sv.dtype == np.float32 and tv.dtype == np.float16
+    np.testing.assert_array_equal(tc, index.token_counts)
+    codec = index.codec  # stored as codes
+    np.testing.assert_allclose(codec.decode(codec.encode(tv)), index.token_vectors, atol=1e-6)
+    _, sv0, _, _ = run(0, 0.0)  # plain late chunking
+    np.testing.assert_allclose(sv0, alone, atol=1e-6)
+    _, mixed, _, _ = run(60, 0.5)
+    late = alone - 0.5 * pvec
+    late /= np.linalg.norm(late, axis=1, keepdims=True)
+    np.testing.assert_allclose(mixed[short], alone[short], atol=1e-6)
+    np.testing.assert_allclose(mixed[~short], late[~short], atol=1e-5)
 
 
 def test_index_of_an_older_format_is_refused(fake_index: Settings) -> None:
