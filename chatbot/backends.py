@@ -196,3 +196,56 @@ def _save(ov: Any, converted: Any, folder: Path) -> None:
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------- light start-up
+
+LIGHT_FILE = "light.json"  # what a process needs to run a cached model without torch
+
+
+def save_light(model: Any, model_path: str, dim: int, cache: Path | None = None) -> None:
+    """Record, next to the cached IR of ``model``, what answering needs besides the IR (the
+    tokenizer's settings as sentence-transformers uses them), so a later process can embed
+    with OpenVINO and the ``tokenizers`` library alone, without importing torch,
+    transformers or sentence-transformers (:func:`load_light`). Best effort."""
+    folder = (cache_root() if cache is None else cache) / "openvino" / cache_key(model_path)
+    if not (folder / IR_FILE).exists() or (folder / LIGHT_FILE).exists():
+        return
+    tok = model.tokenizer
+    config = {
+        "format": IR_FORMAT,
+        "max_seq_length": int(model.max_seq_length),
+        "do_lower_case": bool(getattr(model[0], "do_lower_case", False)),
+        "dim": int(dim),
+        "input_names": [n for n in tok.model_input_names if n in INPUTS],
+        "pad_token_id": int(tok.pad_token_id or 0),
+        "padding_side": str(tok.padding_side),
+    }
+    if not (Path(model_path) / "tokenizer.json").is_file():
+        return
+    try:
+        from .files import atomic_write
+
+        atomic_write(folder / LIGHT_FILE, json.dumps(config), mode=0o644)
+    except OSError as exc:
+        log.info("could not record the light start-up settings in %s (%s)", folder, exc)
+
+
+def load_light(model_path: str, cache: Path | None = None) -> tuple[Any, dict] | None:
+    """(OpenVINO model, settings) for a model converted and recorded before
+    (:func:`save_light`), or None: then the caller loads it the full way."""
+    folder = (cache_root() if cache is None else cache) / "openvino" / cache_key(model_path)
+    try:
+        config = json.loads((folder / LIGHT_FILE).read_text(encoding="utf-8"))
+        if config.get("format") != IR_FORMAT or not (folder / IR_FILE).is_file():
+            return None
+        import openvino as ov
+
+        core = ov.Core()
+        hints = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}
+        compiled = core.compile_model(core.read_model(folder / IR_FILE), "CPU", hints)
+    except Exception as exc:  # noqa: BLE001 - anything wrong: load the full way
+        if (folder / LIGHT_FILE).exists():
+            log.info("loading the model the full way: %s", exc)
+        return None
+    return OpenVINOTransformer(compiled, tuple(config["input_names"]), "cache"), config

@@ -11,11 +11,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Protocol
 
 import numpy as np
 
-from .backends import check_backend, openvino_transformer
+from .backends import check_backend, load_light, openvino_transformer, save_light
 from .config import BUNDLED_MODEL
 from .lexical import STOPWORDS, fold
 from .progress import progress_bar
@@ -86,6 +87,9 @@ class SentenceTransformerEmbedder:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        self._lock = threading.Lock()
+        if backend == "openvino" and self._load_light(name):
+            return
         from sentence_transformers import SentenceTransformer
         from transformers.utils import logging as hf_logging
 
@@ -103,10 +107,30 @@ class SentenceTransformerEmbedder:
         model = self.model
         get_dim = getattr(model, "get_embedding_dimension", model.get_sentence_embedding_dimension)
         self.dim = int(get_dim())
-        self._lock = threading.Lock()
         # The OpenVINO model, if asked for and the model converts; otherwise torch runs it.
         self._ov = openvino_transformer(model, path) if backend == "openvino" else None
         self.backend = "openvino" if self._ov is not None else "torch"
+        if self._ov is not None:
+            save_light(model, path, self.dim)
+
+    def _load_light(self, name: str) -> bool:
+        """Load a model converted before (its IR cached with :func:`save_light`'s record)
+        with OpenVINO and the ``tokenizers`` library only: no torch, transformers or
+        sentence-transformers import, so a process answers seconds sooner. The vectors are
+        the full path's (tested). False if there is no such record: load the full way."""
+        try:
+            path = resolve_model_path(name)
+        except ModelError:
+            return False
+        light = load_light(path)
+        if light is None:
+            return False
+        self._ov, config = light
+        self.name = name
+        self.model = _LightModel(path, config)
+        self.dim = int(config["dim"])
+        self.backend = "openvino"
+        return True
 
     def encode(self, texts: list[str], batch_size: int = 64, progress: bool = False) -> np.ndarray:
         if not texts:
@@ -276,6 +300,75 @@ class SentenceTransformerEmbedder:
         summed = (hidden * mask).sum(axis=1)
         pooled = summed / np.maximum(mask.sum(axis=1), 1e-9)
         return {"sentence_embedding": pooled, "token_embeddings": hidden}
+
+
+class _LightTokenizer:
+    """The part of a transformers fast tokenizer the embedder uses, over ``tokenizers``
+    (the same tokenizer.json, truncation and special tokens as transformers applies)."""
+
+    is_fast = True
+
+    def __init__(self, path: str, config: dict) -> None:
+        from tokenizers import Tokenizer
+
+        self._tok = Tokenizer.from_file(str(Path(path) / "tokenizer.json"))
+        self._tok.no_padding()
+        self._tok.no_truncation()
+        self.model_input_names = list(config["input_names"])
+        self.pad_token_id = int(config["pad_token_id"])
+        self.padding_side = config["padding_side"]
+
+    def __call__(
+        self, texts: list[str], truncation: bool, max_length: int, return_offsets_mapping: bool
+    ) -> _LightEncoding:
+        if truncation:
+            self._tok.enable_truncation(max_length)
+        else:
+            self._tok.no_truncation()
+        return _LightEncoding(self._tok.encode_batch(texts))
+
+    def tokenize(self, text: str) -> list[str]:
+        return self._tok.encode(text, add_special_tokens=False).tokens
+
+
+class _LightEncoding:
+    """A batch of ``tokenizers`` encodings read as a transformers ``BatchEncoding``."""
+
+    _FIELDS = {
+        "input_ids": "ids",
+        "attention_mask": "attention_mask",
+        "token_type_ids": "type_ids",
+        "offset_mapping": "offsets",
+    }
+
+    def __init__(self, encodings: list[Any]) -> None:
+        self._encodings = encodings
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._FIELDS
+
+    def __getitem__(self, name: str) -> list[Any]:
+        attr = self._FIELDS[name]
+        return [getattr(e, attr) for e in self._encodings]
+
+    def word_ids(self, i: int) -> list[int | None]:
+        return self._encodings[i].word_ids
+
+
+class _LightModel:
+    """What the embedder reads of a SentenceTransformer, for the light start-up path."""
+
+    default_prompt_name = None
+
+    def __init__(self, path: str, config: dict) -> None:
+        self.tokenizer = _LightTokenizer(path, config)
+        self.max_seq_length = int(config["max_seq_length"])
+        self._first = SimpleNamespace(do_lower_case=bool(config["do_lower_case"]))
+
+    def __getitem__(self, i: int) -> Any:
+        if i != 0:
+            raise IndexError(i)
+        return self._first
 
 
 PAD_FREE_WIDTH = 64  # tokens: narrower batches are cut by count only (questions: max 40)

@@ -177,3 +177,42 @@ def test_an_index_is_asked_and_extended_with_the_backend_it_was_embedded_with() 
     assert index_backend({"backend": "torch"}, openvino) == "torch"
     assert index_backend({"backend": "openvino"}, torch) == "openvino"
     assert index_backend({"backend": "fake"}, torch) == "torch"  # the test embedder's
+
+
+@pytest.mark.model
+def test_a_cached_model_starts_without_torch_and_embeds_identically(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import subprocess
+    import sys
+
+    import chatbot.embedder as emb
+
+    monkeypatch.setenv("CHATBOT_CACHE_DIR", str(tmp_path))
+    full = emb.SentenceTransformerEmbedder("bundled:all-MiniLM-L6-v2", "openvino")
+    assert type(full.model).__name__ == "SentenceTransformer"  # converted, light record saved
+    light = emb.SentenceTransformerEmbedder("bundled:all-MiniLM-L6-v2", "openvino")
+    assert type(light.model).__name__ == "_LightModel" and light.backend == "openvino"
+    texts = ["What is vitamin K2?", "Menatetrenone (MK-4) at 180\u2009μgm/day. " * 40, "x" * 900]
+    v1, t1 = full.encode_with_tokens(texts)
+    v2, t2 = light.encode_with_tokens(texts)
+    np.testing.assert_array_equal(v1, v2)
+    for a, b in zip(t1, t2, strict=True):
+        np.testing.assert_array_equal(a.vectors, b.vectors)
+        assert a.surface == b.surface and np.array_equal(a.words, b.words)
+    spans = [[(0, 8)], [(0, 30), (31, 90)], [(0, 10)]]
+    for a, b in zip(
+        full.encode_late(texts, spans)[2], light.encode_late(texts, spans)[2], strict=True
+    ):
+        np.testing.assert_array_equal(a, b)
+    words = ("vitamin", "vitamn", "osteoporosis", "bone")
+    assert [full.knows_word(w) for w in words] == [light.knows_word(w) for w in words]
+    code = (
+        "import sys; from chatbot.embedder import SentenceTransformerEmbedder as E; "
+        "e = E('bundled:all-MiniLM-L6-v2', 'openvino'); e.encode(['a question']); "
+        "print(type(e.model).__name__, 'torch' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300
+    )
+    assert out.stdout.split() == ["_LightModel", "False"]
