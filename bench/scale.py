@@ -21,10 +21,12 @@ generation of the synthetic data.
 Per size, measured in this run:
 
 - disk: the live segments and manifest (``st_blocks``), and bytes per passage;
-- start-up: a fresh ``python`` that imports chatbot.service and sentence-transformers,
-  opens the retriever (index + bundled model) and answers one question with ``ask``,
-  from spawn to answer (median of ``--runs``), next to the same process that only imports
-  (the reference, same run); peak RSS of that process (``ru_maxrss``) after answering;
+- start-up: a fresh ``python`` that does what ``chatbot ask`` does: imports chatbot.service,
+  opens the retriever (index + bundled model: with a converted model cached, OpenVINO and
+  ``tokenizers`` only, see README) and answers one question with ``ask``, from spawn to
+  answer (median of ``--runs``), next to a process that only imports chatbot.service and
+  sentence-transformers (the stack a model loaded the full way needs: the reference, same
+  run); peak RSS of that process (``VmHWM``) after answering;
 - question latency: ``spell`` + ``Retriever.answer_with_vector`` for ``--questions``
   synthetic questions (a random passage's vector plus noise, 3-5 of its words as the
   query, synthetic query token vectors), after 20 warm-up questions: the question's
@@ -342,11 +344,11 @@ PROBE = r"""
 import json, sys, time
 from chatbot import service
 from chatbot.config import Settings
-import sentence_transformers
-imported = time.time()
 if sys.argv[1] == "--import-only":
-    print(json.dumps({"imported": imported}))
+    import sentence_transformers
+    print(json.dumps({"imported": time.time()}))
     sys.exit(0)
+imported = time.time()
 settings = Settings.from_env(index=sys.argv[1])
 retriever = service.open_retriever(settings)
 opened = time.time()
