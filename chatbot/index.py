@@ -24,6 +24,7 @@ from dataclasses import dataclass, field, fields
 from functools import cached_property
 from pathlib import Path
 
+import faiss
 import numpy as np
 
 from .lexical import LexicalIndex, tokenize
@@ -113,6 +114,10 @@ def match_text(passage: Passage, title: str = "") -> str:
     """The text used for matching: the passage with its document title and heading as context."""
     context = [t for t in dict.fromkeys([title, passage.heading]) if t]
     return " — ".join(context) + "\n" + passage.text if context else passage.text
+
+
+FAISS_THREADS = faiss.omp_get_max_threads()  # what FAISS uses for batches of questions
+PARALLEL_QUERIES = 8  # fewer queries than this are searched on one thread
 
 
 class Index:
@@ -257,9 +262,19 @@ class Index:
 
     def sentence_matrix(self, ids: np.ndarray) -> np.ndarray:
         """The sentence vectors of passages ``ids``, end to end in that order (float32);
-        passage ``ids[j]`` has ``sentence_counts[ids[j]]`` rows."""
-        parts = [self.passage_sentences(int(i)) for i in ids]
-        return np.concatenate(parts) if parts else np.zeros((0, self.dim), np.float32)
+        passage ``ids[j]`` has ``sentence_counts[ids[j]]`` rows. One gather per segment."""
+        ids = np.asarray(ids, np.int64)
+        counts = self.sentence_counts[ids]
+        out = np.empty((int(counts.sum()), self.dim), np.float32)
+        at = segment_offsets(counts)
+        segs = self.seg_of[ids]
+        for s in np.unique(segs):
+            mine = np.flatnonzero(segs == s)
+            seg = self.segments[int(s)]
+            sent0 = np.asarray(seg.passages["sent0"][self.local[ids[mine]]], np.int64)
+            rows = np.asarray(seg.sentence_rows[segment_rows(sent0, counts[mine])])
+            out[segment_rows(at[mine], counts[mine])] = seg.sentence_vectors[rows]
+        return out
 
     def passage_tokens(self, i: int) -> np.ndarray:
         """Content-token vectors of passage ``i`` (float32, decoded if stored as codes)."""
@@ -273,6 +288,18 @@ class Index:
         """(scores, passage numbers) of the ``k`` passages nearest each query vector, best
         first, over all segments (removed passages skipped; -1 pads a short result)."""
         queries = np.ascontiguousarray(queries, np.float32)
+        nq = len(queries)
+        if nq < PARALLEL_QUERIES and FAISS_THREADS > 1:
+            # FAISS's OpenMP threads cost ~1 ms to wake per search, more than searching a
+            # small segment or one question's IVF lists takes: one thread for a question
+            faiss.omp_set_num_threads(1)
+            try:
+                return self._search(queries, k)
+            finally:
+                faiss.omp_set_num_threads(FAISS_THREADS)
+        return self._search(queries, k)
+
+    def _search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         nq = len(queries)
         all_scores, all_ids = [], []
         for seg, ids in zip(self.segments, self._ids, strict=True):
