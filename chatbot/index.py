@@ -151,7 +151,7 @@ class Index:
         # the document table, not the passage layout or BM25 statistics.
 
     @cached_property
-    def _layout(self) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+    def _layout(self) -> tuple[np.ndarray, np.ndarray, list[np.ndarray], list[int]]:
         segments, live = self.segments, self._live
         sizes = [seg.size for seg in segments]
         bases = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
@@ -170,7 +170,9 @@ class Index:
             row_ids = np.full(seg.size, -1, np.int64)
             row_ids[local[mine]] = np.flatnonzero(mine)
             ids.append(row_ids)
-        return seg_of, local, ids
+        # removed rows per segment: a question's search asks each segment for that many more
+        dead = [seg.size - int(np.count_nonzero(seg_of == s)) for s, seg in enumerate(segments)]
+        return seg_of, local, ids, dead
 
     @property
     def seg_of(self) -> np.ndarray:
@@ -248,17 +250,9 @@ class Index:
         p = self.passage(i)
         return tokenize(match_text(p, self.title(p.source)))
 
-    def _sentence_rows(self, s: int, local: int) -> np.ndarray:
-        seg = self.segments[s]
-        row = seg.passages[local]
-        s0 = int(row["sent0"])
-        return seg.sentence_rows[s0 : s0 + int(row["nsent"])]
-
     def passage_sentences(self, i: int) -> np.ndarray:
         """Sentence vectors of passage ``i`` (float32)."""
-        s, local = int(self.seg_of[i]), int(self.local[i])
-        rows = self._sentence_rows(s, local)
-        return np.asarray(self.segments[s].sentence_vectors[rows], np.float32)
+        return self.sentence_matrix(np.array([i]))
 
     def sentence_matrix(self, ids: np.ndarray) -> np.ndarray:
         """The sentence vectors of passages ``ids``, end to end in that order (float32);
@@ -302,8 +296,7 @@ class Index:
     def _search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         nq = len(queries)
         all_scores, all_ids = [], []
-        for seg, ids in zip(self.segments, self._ids, strict=True):
-            dead = int((ids < 0).sum())
+        for seg, ids, dead in zip(self.segments, self._ids, self._layout[3], strict=True):
             kk = min(k + dead, seg.size)
             if kk <= 0 or dead == seg.size:
                 continue

@@ -266,6 +266,10 @@ class LexicalIndex:
         df = self.df(term)
         if df == 0:
             return self.idf_absent if default is None else default
+        return self._idf(df)
+
+    def _idf(self, df: int) -> float:
+        """Lucene's IDF of a term in ``df`` of the live passages."""
         n = max(self.size, 1)
         return math.log(1 + (n - df + 0.5) / (df + 0.5))
 
@@ -275,14 +279,13 @@ class LexicalIndex:
         the query terms' postings, not with the index."""
         ids_parts: list[np.ndarray] = []
         val_parts: list[np.ndarray] = []
-        n = max(self.size, 1)
         norm = K1 / self.avgdl * B
         for term in terms:
             postings = self._live_postings(term)
             df = sum(len(ids) for ids, _, _ in postings)
             if not df:
                 continue
-            idf = np.float32(math.log(1 + (n - df + 0.5) / (df + 0.5)))
+            idf = np.float32(self._idf(df))
             for ids, tfs, lengths in postings:
                 ids_parts.append(ids)
                 val_parts.append(idf * (tfs / (tfs + (K1 * (1 - B) + norm * lengths))))

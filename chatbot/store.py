@@ -156,11 +156,8 @@ def _number(name: str) -> int:
 def _named_segments(index_dir: Path) -> set[str] | None:
     """The files and folders the manifest names (live and retired segments, the token
     codebook), or None without a usable manifest."""
-    try:
-        manifest = json.loads((index_dir / MANIFEST).read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError):
-        return None
-    if manifest_problem(manifest) is not None:
+    manifest = _read_raw_manifest(index_dir)
+    if manifest is None:
         return None
     named = {e["name"] for e in manifest["segments"]} | set(manifest.get("retired", []))
     return named | {manifest["tokens"].get("file", "")}

@@ -17,8 +17,6 @@ from chatbot.cli import main
 from chatbot.config import Settings
 from chatbot.lexical import LexicalIndex, LexicalSegment
 
-from .conftest import DOCS
-
 QUESTIONS = (
     "How much calcium do adults need?",
     "What is vitamin K2?",
@@ -250,7 +248,6 @@ def test_index_status_names_the_segments(
 ) -> None:
     assert main(["index", "status", "--index", fake_index.index, "--model", "fake-64"]) == 0
     assert "segments: 1" in capsys.readouterr().out
-    assert DOCS.is_dir()
 
 
 def test_speller_counts_are_those_of_the_live_documents(

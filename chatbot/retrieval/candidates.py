@@ -6,8 +6,6 @@ from typing import Protocol
 
 import numpy as np
 
-from ..lexical import LexicalIndex
-
 
 class VectorSearch(Protocol):
     """What candidates need of a FAISS index: ``search(queries, k) -> (scores, ids)``."""
@@ -25,19 +23,11 @@ def dense_search(index: VectorSearch, qvecs: np.ndarray, per_source: int, n: int
     return ids
 
 
-def bm25_scores(lexical: LexicalIndex, terms: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """(passages, BM25 scores) of the passages holding one of the query's terms
-    (:meth:`LexicalIndex.sparse_scores`; nothing without terms)."""
-    if not terms:
-        return np.zeros(0, np.int64), np.zeros(0, np.float32)
-    return lexical.sparse_scores(terms)
-
-
 def union(
     dense_ids: np.ndarray, bm25: tuple[np.ndarray, np.ndarray], per_source: int, n: int
 ) -> np.ndarray:
     """Sorted passage ids: ``dense_ids`` (-1 = none) ∪ the ``per_source`` best BM25 scores
-    among the ``n`` passages (``bm25`` as :func:`bm25_scores` gives them).
+    among the ``n`` passages (``bm25`` as :meth:`LexicalIndex.sparse_scores` gives them).
 
     BM25 adds nothing when no passage scores above 0; when ``per_source`` covers every passage
     and BM25 found something, every passage is a candidate.

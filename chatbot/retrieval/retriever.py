@@ -85,7 +85,7 @@ class Retriever:
                     k,
                     token_vectors=token_vectors[lo + j],
                     dense_ids=dense_ids[lo + j],
-                    lexical=(terms[j], candidates.bm25_scores(self.index.lexical, terms[j])),
+                    lexical=(terms[j], self.index.lexical.sparse_scores(terms[j])),
                 )
                 for j, q in enumerate(part)
             )
@@ -106,7 +106,7 @@ class Retriever:
 
         ``token_vectors`` are the query's (``Embedder.encode_with_tokens``); ``dense_ids`` its
         FAISS candidates and ``lexical`` its BM25 terms and (passages, scores)
-        (:func:`.candidates.bm25_scores`), when already computed (``ask_many``).
+        (``LexicalIndex.sparse_scores``), when already computed (``ask_many``).
         """
         feats = self.features(query, qvec, dense_ids, lexical)
         if feats is None:
@@ -163,7 +163,7 @@ class Retriever:
             terms, bm25 = lexical
         else:
             terms = tokenize(query)
-            bm25 = candidates.bm25_scores(idx.lexical, terms)
+            bm25 = idx.lexical.sparse_scores(terms)
         cand = candidates.union(dense_ids, bm25, self.fusion.candidates, n)
         return Features(
             cand,
