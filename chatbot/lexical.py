@@ -17,6 +17,7 @@ import hashlib
 import logging
 import math
 import re
+import threading
 import unicodedata
 from collections import Counter
 from collections.abc import Sequence
@@ -76,6 +77,19 @@ def tokenize(text: str) -> list[str]:
 
 
 K1, B = 1.2, 0.75  # BM25 parameters (bm25s's defaults)
+# np.load parses each .npy header with ast.literal_eval, and CPython 3.11's compiler is not
+# safe to run in two threads at once ("AST constructor recursion depth mismatch"): a chat
+# reloading the index while a writer in the same process opens it hit that. Index files are
+# opened under this lock.
+_NPY_LOCK = threading.Lock()
+
+
+def map_array(path: Path) -> np.ndarray:
+    """The ``.npy`` file at ``path``, memory-mapped read-only (header parsed under a lock)."""
+    with _NPY_LOCK:
+        return np.load(path, mmap_mode="r")
+
+
 _POSTING_FILES = ("keys", "indptr", "docs", "tfs", "lengths")
 
 
@@ -201,7 +215,7 @@ class LexicalSegment:
     @classmethod
     def load(cls, folder: Path) -> LexicalSegment:
         """The segment's postings, memory-mapped (read-only)."""
-        arrays = {n: np.load(folder / f"bm25_{n}.npy", mmap_mode="r") for n in _POSTING_FILES}
+        arrays = {n: map_array(folder / f"bm25_{n}.npy") for n in _POSTING_FILES}
         if len(arrays["indptr"]) != len(arrays["keys"]) + 1:
             raise ValueError("bm25 postings do not match their terms")
         return cls(**arrays)

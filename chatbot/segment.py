@@ -42,7 +42,7 @@ from typing import Any
 import faiss
 import numpy as np
 
-from .lexical import LexicalSegment
+from .lexical import LexicalSegment, map_array
 from .spelling import count_words
 from .types import Document, Passage, Span
 
@@ -282,7 +282,7 @@ class Segment:
             self.docs: list[dict[str, Any]] = [json.loads(line) for line in fh]
         self.headings: list[str] = json.loads((folder / "headings.json").read_text("utf-8"))
         for name in _ARRAYS:
-            setattr(self, name, np.load(folder / f"{name}.npy", mmap_mode="r"))
+            setattr(self, name, map_array(folder / f"{name}.npy"))
         self.passages: np.ndarray
         self.sentences: np.ndarray
         self.sentence_rows: np.ndarray
@@ -345,7 +345,7 @@ class Segment:
         each word's total over the segment (arrays memory-mapped)."""
         if self._words is None:
             vocab = json.loads((self.folder / "words.json").read_text("utf-8"))
-            arrays = [np.load(self.folder / f"words_{n}.npy", mmap_mode="r") for n in _WORD_ARRAYS]
+            arrays = [map_array(self.folder / f"words_{n}.npy") for n in _WORD_ARRAYS]
             self._words = (vocab, *arrays)
         return self._words  # type: ignore[return-value]
 

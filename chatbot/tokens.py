@@ -52,7 +52,9 @@ def codec_of(manifest: dict, path: Path | None = None) -> TokenCodec:
 
         if path is None:
             raise ValueError("a product-quantised index needs its folder to read the codebook")
-        codec = PQCodec.load(path / spec["file"])
+        from .lexical import map_array
+
+        codec = PQCodec(map_array(path / spec["file"]))
         if codec.params()["sha256"] != spec.get("sha256"):
             raise ValueError(f"{spec['file']} is not the codebook the manifest names")
         return codec
