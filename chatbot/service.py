@@ -31,6 +31,7 @@ def open_retriever(settings: Settings) -> Retriever:
         index,
         get_embedder(settings.model, index_backend(index.manifest, settings)),
         threshold=settings.threshold,
+        possible_threshold=settings.possible_threshold,
         max_word_chars=settings.max_word_chars,
     )
 

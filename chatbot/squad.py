@@ -303,7 +303,11 @@ def evaluate_answers(
     )
     index, squad = built.index, built.questions
     retriever = Retriever(
-        index, embedder, threshold=settings.threshold, max_word_chars=settings.max_word_chars
+        index,
+        embedder,
+        threshold=settings.threshold,
+        possible_threshold=settings.possible_threshold,
+        max_word_chars=settings.max_word_chars,
     )
     evaluation = Evaluation(threshold=settings.threshold, k=settings.k)
 

@@ -60,12 +60,16 @@ class Hit:
     score: float
     highlight: Span
     page: int | None = None
+    # Calibrated probability that this passage answers the question (the one number shown);
+    # ``score`` is the ranking score, kept in JSON but never shown as a badge.
+    confidence: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         """The hit as JSON: one entry of an answer record's ``"passages"``."""
         d = {
             "rank": self.rank,
             "text": self.text,
+            "confidence": round(float(self.confidence), 4),
             "score": round(float(self.score), 4),
             "source": self.source,
             "start": self.start,
@@ -78,9 +82,27 @@ class Hit:
         return d
 
 
+TIERS = ("answer", "possible", "none")
+
+
+def tier_of(confidence: float, threshold: float, possible_threshold: float) -> str:
+    """The tier of a top passage with this ``confidence``: ``"answer"`` at or above
+    ``threshold``, ``"possible"`` at or above ``possible_threshold``, else ``"none"``."""
+    if confidence >= threshold:
+        return "answer"
+    if confidence >= possible_threshold:
+        return "possible"
+    return "none"
+
+
 @dataclass
 class Answer:
-    """The result of asking one question: the top passage verbatim, or an abstention."""
+    """The result of asking one question: the top passage verbatim, or an abstention.
+
+    ``tier``: ``"answer"`` (quoted as the answer; ``answered`` is true only here),
+    ``"possible"`` (a passage that may answer: shown, marked to be checked) or ``"none"``
+    (not found: the nearest passages only).
+    """
 
     question: str
     answered: bool
@@ -89,6 +111,11 @@ class Answer:
     hits: list[Hit]
     query: str = ""  # the retrieval query actually used (differs for follow-ups)
     id: str = ""
+    tier: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.tier:
+            self.tier = "answer" if self.answered else "none"
 
     def to_dict(self, *, query: bool = False) -> dict[str, Any]:
         """The answer as JSON: one record of ``chatbot ask`` (what :mod:`chatbot.batchio`
@@ -98,6 +125,7 @@ class Answer:
             "id": self.id,
             "question": self.question,
             "answered": self.answered,
+            "tier": self.tier,
             "answer": self.answer,
             "confidence": round(float(self.confidence), 4),
             "passages": [h.to_dict() for h in self.hits],
@@ -107,4 +135,4 @@ class Answer:
         return record
 
 
-__all__ = ["Answer", "Document", "Hit", "Passage", "Span", "asdict"]
+__all__ = ["TIERS", "Answer", "Document", "Hit", "Passage", "Span", "asdict", "tier_of"]

@@ -24,8 +24,18 @@ from chatbot.retrieval import Retriever
 DATA = Path(__file__).parent / "data"
 BATCH = DATA / "batch"
 SQUAD = DATA / "squad_tiny.json"
-KEYS = {"id", "question", "answered", "answer", "confidence", "passages"}
-PASSAGE_KEYS = {"rank", "text", "score", "source", "start", "end", "heading", "highlight"}
+KEYS = {"id", "question", "answered", "tier", "answer", "confidence", "passages"}
+PASSAGE_KEYS = {
+    "rank",
+    "text",
+    "confidence",
+    "score",
+    "source",
+    "start",
+    "end",
+    "heading",
+    "highlight",
+}
 
 
 def _ask(settings: Settings, *args: str) -> int:

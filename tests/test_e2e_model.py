@@ -77,7 +77,7 @@ def test_cli_ask_contract(real_settings) -> None:
     first, second = records
     assert set(first) == {"id", "question", "answered", "answer", "confidence", "passages"}
     assert len(first["passages"]) == 3
-    keys = {"rank", "text", "score", "source", "start", "end", "heading", "highlight"}
+    keys = {"rank", "text", "confidence", "score", "source", "start", "end", "heading", "highlight"}
     assert set(first["passages"][0]) == keys
     assert first["answered"] and "menaquinone" in first["answer"]
     assert not second["answered"] and second["answer"] == ABSTAIN_MESSAGE

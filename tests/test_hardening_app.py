@@ -153,6 +153,7 @@ def _assert_same(a: Answer, b: Answer) -> None:
     assert abs(da.pop("confidence") - db.pop("confidence")) < 1e-5
     for pa, pb in zip(da.pop("passages"), db.pop("passages"), strict=True):
         assert abs(pa.pop("score") - pb.pop("score")) < 1e-5
+        assert abs(pa.pop("confidence") - pb.pop("confidence")) < 1e-5
         assert pa == pb
     assert da == db
 

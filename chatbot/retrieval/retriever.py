@@ -9,7 +9,7 @@ from ..embedder import Embedder, TokenVectors
 from ..index import Index
 from ..lexical import tokenize
 from ..spelling import MAX_WORD_CHARS, Speller
-from ..types import Answer
+from ..types import Answer, tier_of
 from . import candidates, confidence, evidence, ranking
 from .confidence import WordWeights
 from .evidence import Features
@@ -32,13 +32,16 @@ class Retriever:
         threshold: float = 0.5,
         fusion: Fusion = Fusion(),
         max_word_chars: int = MAX_WORD_CHARS,
+        possible_threshold: float = 0.25,
     ) -> None:
-        """``max_word_chars`` (``Settings.max_word_chars``): longer words are never
+        """``threshold`` and ``possible_threshold`` bound the tiers (:func:`tier_of`);
+        ``max_word_chars`` (``Settings.max_word_chars``): longer words are never
         spelling-corrected nor corrected into, and their weights are not cached."""
         self.index = index
         self.max_word_chars = max_word_chars
         self.embedder = embedder
         self.threshold = threshold
+        self.possible_threshold = min(possible_threshold, threshold)
         self.fusion = fusion
         self._weights = WordWeights(index.lexical, max_word_chars)
         self._matcher = TokenMatcher(
@@ -112,11 +115,17 @@ class Retriever:
         if feats is None:
             return Answer(question, False, ABSTAIN_MESSAGE, 0.0, [], query=query)
         ranked = self.rank(feats, token_vectors)
-        passage = int(feats.cand[int(ranked.order[0])])
-        specific = self.specific_match(token_vectors, passage, ranked.word_scores.get(passage))
-        conf = confidence.logistic(specific, self.fusion.conf_specific, self.fusion.conf_bias)
         hits = self._presenter.hits(feats.cand, ranked.scores, ranked.order, qvec, feats.terms, k)
-        answered = conf >= self.threshold
+        for hit in hits:
+            specific = self.specific_match(
+                token_vectors, hit.passage_id, ranked.word_scores.get(hit.passage_id)
+            )
+            hit.confidence = confidence.logistic(
+                specific, self.fusion.conf_specific, self.fusion.conf_bias
+            )
+        conf = hits[0].confidence
+        tier = tier_of(conf, self.threshold, self.possible_threshold)
+        answered = tier == "answer"
         return Answer(
             question=question,
             answered=answered,
@@ -124,6 +133,7 @@ class Retriever:
             confidence=conf,
             hits=hits,
             query=query,
+            tier=tier,
         )
 
     def spell(self, query: str) -> str:
