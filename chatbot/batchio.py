@@ -18,6 +18,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any, Self
 
+from .types import TIERS
+
 logger = logging.getLogger(__name__)
 
 INPUT_FORMATS = ("txt", "csv", "tsv", "jsonl")
@@ -365,20 +367,37 @@ def _expected_from_cell(cell: str) -> list[str] | None:
 # --------------------------------------------------------------------------- writing
 
 
-def csv_columns(k: int) -> list[str]:
-    """CSV result columns: the top answer's fields, then the sources of ranks 2..k."""
-    base = ["id", "question", "answered", "confidence", "answer", "source", "start", "end"]
+def record_tier(record: dict[str, Any]) -> str:
+    """A result record's tier: its ``"tier"`` if that is one of :data:`~chatbot.types.TIERS`,
+    else (records written before tiers existed) ``"answer"`` if it was answered, else
+    ``"none"``."""
+    tier = record.get("tier")
+    if tier in TIERS:
+        return str(tier)
+    return "answer" if record.get("answered") else "none"
+
+
+def csv_columns(k: int, *, tier: bool = True) -> list[str]:
+    """CSV result columns: the top answer's fields, then the sources of ranks 2..k.
+
+    ``tier=False`` gives the layout written before the ``tier`` column existed (a file in it
+    is still resumed in it, see :func:`open_writer`).
+    """
+    base = ["id", "question", "answered", *(["tier"] if tier else []), "confidence"]
+    base += ["answer", "source", "start", "end"]
     return base + [f"rank{r}_source" for r in range(2, max(k, 1) + 1)]
 
 
-def csv_row(record: dict[str, Any], k: int) -> list[Any]:
-    """Flatten an ``Answer.to_dict()`` record into a CSV row matching :func:`csv_columns`."""
+def csv_row(record: dict[str, Any], k: int, *, tier: bool = True) -> list[Any]:
+    """Flatten an ``Answer.to_dict()`` record into a CSV row matching :func:`csv_columns`
+    (a record without ``"tier"`` gets :func:`record_tier`'s)."""
     passages = record.get("passages") or []
     top = passages[0] if passages else {}
     row: list[Any] = [
         record.get("id", ""),
         record.get("question", ""),
         "true" if record.get("answered") else "false",
+        *([record_tier(record)] if tier else []),
         record.get("confidence", ""),
         record.get("answer", ""),
         top.get("source", ""),
@@ -459,20 +478,28 @@ class JsonlResultWriter(ResultWriter):
 
 
 class CsvResultWriter(ResultWriter):
-    """One row per record; the columns are :func:`csv_columns` ``(k)``."""
+    """One row per record; the columns are :func:`csv_columns` ``(k, tier=tier)``."""
 
     def __init__(
-        self, stream: IO[str], *, k: int, write_header: bool, close_stream: bool, detach: bool
+        self,
+        stream: IO[str],
+        *,
+        k: int,
+        write_header: bool,
+        close_stream: bool,
+        detach: bool,
+        tier: bool = True,
     ):
         super().__init__(stream, close_stream=close_stream, detach=detach)
         self.k = k
+        self.tier = tier
         self._csv = csv.writer(stream)
         if write_header:
-            self._csv.writerow(csv_columns(k))
+            self._csv.writerow(csv_columns(k, tier=tier))
             stream.flush()
 
     def _write(self, record: dict[str, Any]) -> None:
-        self._csv.writerow(csv_row(record, self.k))
+        self._csv.writerow(csv_row(record, self.k, tier=self.tier))
 
 
 def _output_format(fmt: str) -> str:
@@ -485,11 +512,11 @@ def _output_format(fmt: str) -> str:
 def scan_output(fmt: str, out: str, k: int = 3) -> tuple[int, int]:
     """``(complete records, bytes they take)`` of an existing result file; ``(0, 0)`` if there
     is none. Read-only: raises :class:`InputError` if the file is damaged or (CSV) has other
-    columns than this run's ``k`` gives."""
+    columns than this run's ``k`` gives (with or without the ``tier`` column)."""
     fmt = _output_format(fmt)
     if not os.path.exists(out):
         return 0, 0
-    return _scan_jsonl(out) if fmt == "jsonl" else _scan_csv(out, csv_columns(k))
+    return _scan_jsonl(out) if fmt == "jsonl" else _scan_csv(out, k)
 
 
 def written_records(fmt: str, out: str) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -541,7 +568,9 @@ def open_writer(
     With ``resume`` the existing file's complete records are counted (or taken from
     ``scanned``, :func:`scan_output`'s result), a partial last record is truncated away and
     the file is appended to; the count is returned as ``done`` so the caller skips that many
-    questions. Without ``resume`` an existing file is overwritten. Returns ``(writer, done)``.
+    questions. A CSV file written before the ``tier`` column existed is continued without it,
+    so its rows stay aligned with its header. Without ``resume`` an existing file is
+    overwritten. Returns ``(writer, done)``.
     """
     fmt = _output_format(fmt)
     if out is None or out == "-":
@@ -560,20 +589,36 @@ def open_writer(
             logger.warning("%s: truncating a partial last record (%d bytes)", out, size - keep)
             os.truncate(out, keep)
         logger.info("%s: resuming after %d complete records", out, done)
+    tier = not (fmt == "csv" and keep > 0 and "tier" not in _csv_header(out))
     mode = "a" if resume else "w"
     stream = open(out, mode, encoding="utf-8", newline="")  # noqa: SIM115 - owned by the writer
-    writer = _make_writer(fmt, stream, k, write_header=keep == 0, close=True, detach=False)
+    writer = _make_writer(
+        fmt, stream, k, write_header=keep == 0, close=True, detach=False, tier=tier
+    )
     return writer, done
 
 
 def _make_writer(
-    fmt: str, stream: IO[str], k: int, *, write_header: bool, close: bool, detach: bool
+    fmt: str,
+    stream: IO[str],
+    k: int,
+    *,
+    write_header: bool,
+    close: bool,
+    detach: bool,
+    tier: bool = True,
 ) -> ResultWriter:
     if fmt == "jsonl":
         return JsonlResultWriter(stream, close_stream=close, detach=detach)
     return CsvResultWriter(
-        stream, k=k, write_header=write_header, close_stream=close, detach=detach
+        stream, k=k, write_header=write_header, close_stream=close, detach=detach, tier=tier
     )
+
+
+def _csv_header(path: str) -> list[str]:
+    """The first row of a CSV result file (its column names)."""
+    with open(path, encoding="utf-8", errors="replace", newline="") as fh:
+        return next(csv.reader(fh), [])
 
 
 def _stdout_utf8() -> tuple[IO[str], bool]:
@@ -620,8 +665,10 @@ def _scan_jsonl(path: str) -> tuple[int, int]:
     return done, keep
 
 
-def _scan_csv(path: str, columns: list[str]) -> tuple[int, int]:
+def _scan_csv(path: str, k: int) -> tuple[int, int]:
     """Count complete CSV rows after the header; return ``(count, bytes to keep)``.
+
+    The header must be :func:`csv_columns` ``(k)``, with or without the ``tier`` column.
 
     Rows are parsed with the csv module (quoted fields may hold newlines). A row is complete
     when the parser finished it on a newline; a row cut inside quotes raises at end of data.
@@ -653,7 +700,8 @@ def _scan_csv(path: str, columns: list[str]) -> tuple[int, int]:
                 break  # the last row lost its line ending: partial
             if not header_seen:
                 header_seen = True
-                if row != columns:
+                columns = csv_columns(k)
+                if row not in (columns, csv_columns(k, tier=False)):
                     raise InputError(
                         f"{path}: its CSV columns ({', '.join(row)}) differ from this run's "
                         f"({', '.join(columns)}); resume with the same -k, or run without "

@@ -18,9 +18,11 @@ from chatbot.batchio import (
     InputError,
     Question,
     csv_columns,
+    csv_row,
     detect_format,
     open_writer,
     read_questions,
+    record_tier,
 )
 
 DATA = Path(__file__).parent / "data" / "batch"
@@ -32,6 +34,7 @@ def _record(i: int, *, text: str = "passage", sources: int = 3) -> dict:
         "id": str(i),
         "question": f"question {i}?",
         "answered": i % 2 == 0,
+        "tier": "answer" if i % 2 == 0 else "possible",
         "answer": text if i % 2 == 0 else "",
         "confidence": 0.5 + i / 100,
         "passages": [
@@ -398,7 +401,7 @@ def test_csv_writer(tmp_path: Path) -> None:
     with writer:
         writer.write(_record(0, text='multi\nline, with "quotes"', sources=2))
         writer.write(
-            {
+            {  # written before tiers existed: no "tier", derived from "answered"
                 "id": "x",
                 "question": "none?",
                 "answered": False,
@@ -407,6 +410,7 @@ def test_csv_writer(tmp_path: Path) -> None:
                 "passages": [],
             }
         )
+        writer.write(_record(1, sources=0))
     with out.open(encoding="utf-8", newline="") as fh:
         rows = list(csv.reader(fh))
     assert (
@@ -416,6 +420,7 @@ def test_csv_writer(tmp_path: Path) -> None:
             "id",
             "question",
             "answered",
+            "tier",
             "confidence",
             "answer",
             "source",
@@ -430,6 +435,7 @@ def test_csv_writer(tmp_path: Path) -> None:
         "0",
         "question 0?",
         "true",
+        "answer",
         "0.5",
         'multi\nline, with "quotes"',
         "doc1.md",
@@ -439,7 +445,27 @@ def test_csv_writer(tmp_path: Path) -> None:
         "",
         "",
     ]
-    assert rows[2] == ["x", "none?", "false", "0.1", "", "", "", "", "", "", ""]
+    assert rows[2] == ["x", "none?", "false", "none", "0.1", "", "", "", "", "", "", ""]
+    assert rows[3][:5] == ["1", "question 1?", "false", "possible", "0.51"]
+
+
+def test_record_tier() -> None:
+    assert record_tier({"answered": False, "tier": "possible"}) == "possible"
+    assert record_tier({"answered": True, "tier": "answer"}) == "answer"
+    # Records written before tiers existed (or with an unknown tier): from "answered".
+    assert record_tier({"answered": True}) == "answer"
+    assert record_tier({"answered": False}) == "none"
+    assert record_tier({}) == "none"
+    assert record_tier({"answered": True, "tier": "maybe"}) == "answer"
+    assert record_tier({"answered": False, "tier": None}) == "none"
+
+
+def test_csv_row_without_tier_is_the_old_layout() -> None:
+    record = _record(1)
+    old = csv_row(record, 3, tier=False)
+    new = csv_row(record, 3)
+    assert len(old) == len(csv_columns(3, tier=False)) == len(new) - 1
+    assert new[:3] + new[4:] == old and new[3] == "possible"
 
 
 def test_stdout_writer(capsys: pytest.CaptureFixture[str]) -> None:
@@ -452,7 +478,7 @@ def test_stdout_writer(capsys: pytest.CaptureFixture[str]) -> None:
     writer.write(_record(1))
     writer.close()
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == "id,question,answered,confidence,answer,source,start,end,rank2_source"
+    assert lines[0] == "id,question,answered,tier,confidence,answer,source,start,end,rank2_source"
     assert not sys.stdout.closed
 
 
@@ -560,6 +586,37 @@ def test_resume_csv_with_other_columns_is_an_error(tmp_path: Path) -> None:
     writer.close()
     with pytest.raises(InputError, match="columns"):
         open_writer("csv", str(out), resume=True, k=5)
+
+
+def test_resume_csv_written_before_the_tier_column(tmp_path: Path) -> None:
+    """A file in the old layout (no ``tier``) is resumed in that layout: rows stay aligned."""
+    out = tmp_path / "old.csv"
+    with out.open("w", encoding="utf-8", newline="") as fh:
+        old = csv.writer(fh)
+        old.writerow(csv_columns(3, tier=False))
+        old.writerow(csv_row(_record(0), 3, tier=False))
+    writer, done = open_writer("csv", str(out), resume=True, k=3)
+    writer.write(_record(1))
+    writer.close()
+    assert done == 1
+    with out.open(encoding="utf-8", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert "tier" not in rows[0]
+    assert [(r["id"], r["answered"], r["confidence"]) for r in rows] == [
+        ("0", "true", "0.5"),
+        ("1", "false", "0.51"),
+    ]
+    with pytest.raises(InputError, match="columns"):  # other k: still an error
+        open_writer("csv", str(out), resume=True, k=4)
+    # A new file, or one in the current layout, gets the tier column.
+    writer, _ = open_writer("csv", str(out), k=3)
+    writer.write(_record(1))
+    writer.close()
+    writer, done = open_writer("csv", str(out), resume=True, k=3)
+    writer.write(_record(2))
+    writer.close()
+    with out.open(encoding="utf-8", newline="") as fh:
+        assert [r["tier"] for r in csv.DictReader(fh)] == ["possible", "answer"]
 
 
 _texts = st.text(

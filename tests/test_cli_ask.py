@@ -215,21 +215,22 @@ def test_csv_output(
     rows = list(csv.reader(io.StringIO(csv_text)))
     assert rows[0] == csv_columns(3)
     assert rows[0] == [
-        *["id", "question", "answered", "confidence", "answer", "source", "start", "end"],
-        *["rank2_source", "rank3_source"],
+        *["id", "question", "answered", "tier", "confidence", "answer", "source", "start"],
+        *["end", "rank2_source", "rank3_source"],
     ]
     assert len(rows) == 1 + len(records)
     for row, r in zip(rows[1:], records, strict=True):
         top = r["passages"][0]
-        assert row[:5] == [
+        assert row[:6] == [
             r["id"],
             r["question"],
             str(r["answered"]).lower(),
+            r["tier"],
             str(r["confidence"]),
             r["answer"],
         ]
-        assert row[5:8] == [top["source"], str(top["start"]), str(top["end"])]
-        assert row[8:] == [p["source"] for p in r["passages"][1:]]
+        assert row[6:9] == [top["source"], str(top["start"]), str(top["end"])]
+        assert row[9:] == [p["source"] for p in r["passages"][1:]]
 
 
 def test_csv_output_inferred_from_out_and_k(
