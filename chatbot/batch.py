@@ -186,7 +186,9 @@ def run_batch(settings: Settings, options: AskOptions, progress: bool = False) -
         )
     )
     retriever = open_retriever(settings)
-    evaluation = Evaluation(threshold=settings.threshold, k=settings.k)
+    evaluation = Evaluation(
+        threshold=settings.threshold, k=settings.k, possible_threshold=settings.possible_threshold
+    )
     started = time.perf_counter()
     scanned = None
     if options.resume and out not in (None, "-"):
@@ -324,6 +326,8 @@ def run_squad_eval(settings: Settings, options: EvalOptions, progress: bool = Fa
         baselines=options.baselines,
         progress=progress,
     )
+    # The answers were given with these settings; the report marks the possible threshold too.
+    evaluation.possible_threshold = settings.possible_threshold
     rate = info["questions"] / info["answer_s"] if info["answer_s"] > 0 else 0.0
     print(
         f"{info['questions']} questions, {info['documents']} documents, "

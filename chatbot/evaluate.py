@@ -9,6 +9,11 @@ ask`` with expected answers, ``chatbot eval``), :mod:`chatbot.squad` (ranking fi
 A passage "matches" when one of the expected strings occurs in it after light normalisation
 (case, whitespace, typographic quotes and dashes, NFKC), because answers are verbatim passages
 and the expected strings are short snippets a person typed.
+
+Each question also keeps its tier (answer / possible / none, :func:`chatbot.batchio.record_tier`):
+the summary counts the tiers split by whether the top passage was right, and the report shows
+how well the top passage's confidence is calibrated (:func:`chatbot.calibration.reliability`)
+and what each threshold would answer and get wrong (:func:`chatbot.calibration.risk_coverage`).
 """
 
 from __future__ import annotations
@@ -23,14 +28,20 @@ import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
+from .batchio import record_tier
+from .calibration import DEFAULT_BINS, Reliability, RiskCoverage, reliability, risk_coverage
 from .files import atomic_write
+from .types import TIERS
 
 logger = logging.getLogger(__name__)
 
 ABOVE_ALL = 1.01  # a threshold above every confidence: abstain on everything
 TOP_ANSWER_CHARS = 300  # how much of the top answer is kept per question (memory, report)
+# Thresholds of the report's risk-coverage table (the configured ones are added).
+RISK_THRESHOLDS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+TIER_NAMES = {"answer": "answer", "possible": "possible answer", "none": "not found"}
 
 _WS = re.compile(r"\s+")
 _CHAR_MAP = str.maketrans(
@@ -157,8 +168,10 @@ class QuestionResult:
     """How one question with expected answers fared.
 
     ``rank`` is the 1-based rank of the first returned passage that matches (None if none);
-    ``top_answer`` is the top passage's text (what was, or would have been, answered),
-    truncated to :data:`TOP_ANSWER_CHARS`.
+    ``confidence`` is the top passage's; ``top_answer`` is the top passage's text (what was,
+    or would have been, answered), truncated to :data:`TOP_ANSWER_CHARS`. ``tier`` is
+    ``"answer"``, ``"possible"`` or ``"none"``; left empty (or unknown) it follows
+    ``answered``, as for records written before tiers existed.
     """
 
     id: str
@@ -169,6 +182,11 @@ class QuestionResult:
     rank: int | None
     top_source: str
     top_answer: str
+    tier: str = ""
+
+    def __post_init__(self) -> None:
+        if self.tier not in TIERS:
+            self.tier = "answer" if self.answered else "none"
 
     @property
     def top_match(self) -> bool:
@@ -206,15 +224,28 @@ def best_threshold(results: Iterable[QuestionResult]) -> tuple[float, float]:
     return best_t, best_acc
 
 
+class RightWrong(NamedTuple):
+    """Questions whose top passage was right, and wrong (one tier's count)."""
+
+    right: int
+    wrong: int
+
+
 def _truncate(text: str, limit: int = TOP_ANSWER_CHARS) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "\u2026"
 
 
 class Evaluation:
-    """Accumulates per-question results as a batch runs; summarises and reports them."""
+    """Accumulates per-question results as a batch runs; summarises and reports them.
 
-    def __init__(self, threshold: float = 0.5, k: int = 3):
+    ``threshold`` and ``possible_threshold`` are the settings the answers were given with
+    (the lower bounds of the *answer* and *possible* tiers); they are only reported.
+    ``possible_threshold`` None: not known, left out of the report.
+    """
+
+    def __init__(self, threshold: float = 0.5, k: int = 3, possible_threshold: float | None = None):
         self.threshold = float(threshold)
+        self.possible_threshold = None if possible_threshold is None else float(possible_threshold)
         self.k = max(int(k), 1)
         self.results: list[QuestionResult] = []
         self.without_expected = 0  # questions seen that had nothing to check against
@@ -250,6 +281,7 @@ class Evaluation:
             rank=rank,
             top_source=str(top.get("source", "")),
             top_answer=_truncate(str(top.get("text", record.get("answer", "")))),
+            tier=record_tier(record),
         )
         self.results.append(result)
         return result
@@ -259,12 +291,44 @@ class Evaluation:
         rs = self.results
         return metrics([r.rank for r in rs], self.k, answered=[r.answered for r in rs])
 
+    def tier_counts(self) -> dict[str, RightWrong]:
+        """Per tier (``"answer"``, ``"possible"``, ``"none"``, in that order): how many
+        questions landed there with a right top passage, and with a wrong one."""
+        counts = {tier: [0, 0] for tier in TIERS}
+        for r in self.results:
+            counts[r.tier][0 if r.top_match else 1] += 1
+        return {tier: RightWrong(*c) for tier, c in counts.items()}
+
+    def reliability(self, bins: int = DEFAULT_BINS) -> Reliability:
+        """:func:`~chatbot.calibration.reliability` of the top passages' confidences against
+        whether the top passage was right."""
+        rs = self.results
+        return reliability([r.confidence for r in rs], [r.top_match for r in rs], bins)
+
+    def risk_thresholds(self) -> list[float]:
+        """The thresholds of the report's risk-coverage table: :data:`RISK_THRESHOLDS` and the
+        configured ones, ascending."""
+        configured = [self.threshold]
+        if self.possible_threshold is not None:
+            configured.append(self.possible_threshold)
+        by_value = {round(t, 6): t for t in (*RISK_THRESHOLDS, *configured)}
+        return [by_value[key] for key in sorted(by_value)]
+
+    def risk_coverage(self, thresholds: Sequence[float] | None = None) -> list[RiskCoverage]:
+        """:func:`~chatbot.calibration.risk_coverage` of the top passages (right or wrong) at
+        ``thresholds`` (default :meth:`risk_thresholds`)."""
+        rs = self.results
+        ts = self.risk_thresholds() if thresholds is None else thresholds
+        return risk_coverage([r.confidence for r in rs], [r.top_match for r in rs], ts)
+
     def summary(self) -> dict[str, Any]:
         """Headline figures; rates are fractions of the questions with expected answers.
 
         ``accuracy`` judges the actual answered flags (answered and right, or abstained when
         the top passage was wrong); ``best_threshold``/``best_accuracy`` say what the abstain
-        threshold could have been on this batch.
+        threshold could have been on this batch. ``tiers`` maps each tier to its counts
+        ``{"right": n, "wrong": n}`` (top passage right or wrong); ``ece`` is the expected
+        calibration error of the top passages' confidences (:meth:`reliability`).
         """
         m = self.metrics()
         best_t, best_acc = best_threshold(self.results)
@@ -279,8 +343,11 @@ class Evaluation:
             "answered_wrong": m.answered_wrong,
             "accuracy": m.accuracy,
             "threshold": self.threshold,
+            "possible_threshold": self.possible_threshold,
             "best_threshold": best_t,
             "best_accuracy": best_acc,
+            "tiers": {t: c._asdict() for t, c in self.tier_counts().items()},
+            "ece": self.reliability().ece,
             "without_expected": self.without_expected,
         }
 
@@ -290,6 +357,7 @@ class Evaluation:
         best = (
             "abstain on all" if s["best_threshold"] >= ABOVE_ALL else f"{s['best_threshold']:.3f}"
         )
+        possible, none = s["tiers"]["possible"], s["tiers"]["none"]
         return [
             ("questions evaluated", str(s["n"])),
             ("hit@1", f"{s['hit@1']:.3f}"),
@@ -298,8 +366,11 @@ class Evaluation:
             ("abstain rate", f"{s['abstain_rate']:.3f}"),
             ("answered right", str(s["answered_right"])),
             ("answered wrong", str(s["answered_wrong"])),
+            ("possible answer right / wrong", f"{possible['right']} / {possible['wrong']}"),
+            ("not found, top right / wrong", f"{none['right']} / {none['wrong']}"),
             (f"accuracy (threshold {s['threshold']:.3f})", f"{s['accuracy']:.3f}"),
             ("best threshold", f"{best} (accuracy {s['best_accuracy']:.3f})"),
+            (f"calibration error (ECE, {DEFAULT_BINS} bins)", f"{s['ece']:.3f}"),
             ("without expected answer", str(s["without_expected"])),
         ]
 
@@ -314,7 +385,8 @@ class Evaluation:
 
 
 def _plot_png(evaluation: Evaluation) -> bytes:
-    """Histogram of top-answer confidence, right vs wrong, with both thresholds marked."""
+    """Histogram of top-answer confidence, right vs wrong, with the answer threshold, the
+    possible-answer threshold (when known) and the best threshold marked."""
     # Figure + FigureCanvasAgg directly: the Agg backend without touching pyplot's global state.
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -323,7 +395,9 @@ def _plot_png(evaluation: Evaluation) -> bytes:
     right = [r.confidence for r in rs if r.top_match]
     wrong = [r.confidence for r in rs if not r.top_match]
     best_t, _ = best_threshold(rs)
+    possible = evaluation.possible_threshold
     values = right + wrong + [evaluation.threshold, min(best_t, 1.0)]
+    values += [] if possible is None else [possible]
     lo, hi = min(0.0, *values), max(1.0, *values)
     bins = [lo + (hi - lo) * i / 20 for i in range(21)]
 
@@ -344,8 +418,12 @@ def _plot_png(evaluation: Evaluation) -> bytes:
         evaluation.threshold,
         color="#333333",
         linestyle="--",
-        label=f"abstain threshold ({evaluation.threshold:.2f})",
+        label=f"answer threshold ({evaluation.threshold:.2f})",
     )
+    if possible is not None:
+        ax.axvline(
+            possible, color="#8e44ad", linestyle="-.", label=f"possible threshold ({possible:.2f})"
+        )
     ax.axvline(
         min(best_t, hi), color="#1f6fb2", linestyle=":", label=f"best threshold ({best_t:.2f})"
     )
@@ -367,15 +445,105 @@ th { background: #f0f0f0; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 tr.right td { background: #eaf7ee; }
 tr.wrong td { background: #fbeaea; }
+tr.possible-right td { background: #e8f1fb; }
+tr.possible-wrong td { background: #f5e8f3; }
 tr.missed td { background: #fdf5e3; }
 .answer { max-width: 40em; white-space: pre-wrap; }
 """
 
+# Row status (also its CSS class) -> what the report says, by tier and top passage right/wrong.
+_STATUS = {
+    ("answer", True): "right",
+    ("answer", False): "wrong",
+    ("possible", True): "possible-right",
+    ("possible", False): "possible-wrong",
+    ("none", True): "missed",
+    ("none", False): "abstained",
+}
+_STATUS_TEXT = {
+    "right": "right",
+    "wrong": "wrong",
+    "possible-right": "possible, right",
+    "possible-wrong": "possible, wrong",
+    "missed": "missed",
+    "abstained": "abstained",
+}
+
 
 def _status(r: QuestionResult) -> str:
-    if r.answered:
-        return "right" if r.top_match else "wrong"
-    return "missed" if r.top_match else "abstained"
+    return _STATUS[(r.tier, r.top_match)]
+
+
+def _table(headers: Sequence[str], rows: Iterable[Sequence[str]], numeric: set[int]) -> str:
+    """An HTML table; cells are already escaped, those in ``numeric`` columns right-aligned."""
+    parts = ["<table><tr>", *(f"<th>{h}</th>" for h in headers), "</tr>"]
+    for row in rows:
+        parts.append("<tr>")
+        parts.extend(
+            f'<td class="num">{c}</td>' if i in numeric else f"<td>{c}</td>"
+            for i, c in enumerate(row)
+        )
+        parts.append("</tr>")
+    parts.append("</table>")
+    return "".join(parts)
+
+
+def _tiers_html(evaluation: Evaluation) -> str:
+    rows = [
+        (TIER_NAMES[tier], str(c.right), str(c.wrong), str(c.right + c.wrong))
+        for tier, c in evaluation.tier_counts().items()
+    ]
+    headers = ("tier", "top passage right", "top passage wrong", "questions")
+    return "<h2>Tiers</h2>" + _table(headers, rows, {1, 2, 3})
+
+
+def _calibration_html(evaluation: Evaluation) -> str:
+    """The reliability table (with the ECE) and the risk-coverage table."""
+    rel = evaluation.reliability()
+    parts = [
+        "<h2>Calibration</h2>",
+        "<p>Is the top passage's confidence the probability that it is right? Questions are "
+        f"grouped into {DEFAULT_BINS} equal-width confidence bins (empty ones left out); "
+        "<em>predicted</em> is a bin's mean confidence, <em>observed</em> the fraction of its "
+        "top passages that were right. The expected calibration error (ECE) is the gap "
+        "|observed &minus; predicted| averaged over the bins, weighted by their questions: "
+        f"<strong>ECE {rel.ece:.3f}</strong> over {rel.n} questions.</p>",
+    ]
+    if rel.bins:
+        rows = [
+            (
+                f"{b.lower:.1f}&ndash;{b.upper:.1f}",
+                str(b.count),
+                f"{b.predicted:.3f}",
+                f"{b.observed:.3f}",
+                f"{b.observed - b.predicted:+.3f}",
+            )
+            for b in rel.bins
+        ]
+        headers = ("confidence", "questions", "predicted", "observed", "observed &minus; predicted")
+        parts.append(_table(headers, rows, {1, 2, 3, 4}))
+    marks: dict[float, list[str]] = {}
+    marks.setdefault(evaluation.threshold, []).append("answer threshold")
+    if evaluation.possible_threshold is not None:
+        marks.setdefault(evaluation.possible_threshold, []).append("possible threshold")
+    parts.append(
+        "<h3>Risk and coverage</h3><p>Answering every question whose top passage has a "
+        "confidence at or above the threshold: <em>coverage</em> is the share of questions "
+        "that would be answered, <em>risk</em> the share of those whose top passage is wrong."
+        "</p>"
+    )
+    rows = [
+        (
+            f"{row.threshold:.3f}",
+            str(row.count),
+            f"{row.coverage:.3f}",
+            f"{row.risk:.3f}",
+            ", ".join(marks.get(row.threshold, [])),
+        )
+        for row in evaluation.risk_coverage()
+    ]
+    parts.append(_table(("threshold", "questions", "coverage", "risk", ""), rows, {0, 1, 2, 3}))
+    return "\n".join(parts)
 
 
 def render_html(evaluation: Evaluation, *, title: str = "Batch evaluation") -> str:
@@ -395,14 +563,22 @@ def render_html(evaluation: Evaluation, *, title: str = "Batch evaluation") -> s
     parts.append(
         "<p>Right/wrong judges the top passage: it is right when it contains an expected "
         "answer (case, spacing, quotes and dashes ignored). Accuracy counts answering with a "
-        "right top passage and abstaining on a wrong one as correct.</p>"
+        "right top passage and abstaining on a wrong one as correct; a possible answer counts "
+        "as abstaining.</p>"
     )
     parts.append(
         f'<img src="data:image/png;base64,{png}" '
         'alt="Confidence of right and wrong top passages, with the thresholds">'
     )
-    parts.append("<h2>Questions</h2><table><tr>")
-    headers = ("id", "question", "expected", "answered", "confidence", "rank", "top source")
+    parts.append(_tiers_html(evaluation))
+    parts.append(_calibration_html(evaluation))
+    parts.append(
+        "<h2>Questions</h2><p>Status: <em>right</em>/<em>wrong</em> answered; "
+        "<em>possible, right</em>/<em>possible, wrong</em> shown as a possible answer; "
+        "<em>missed</em> not found although the top passage was right; <em>abstained</em> "
+        "not found, and the top passage was wrong.</p><table><tr>"
+    )
+    headers = ("id", "question", "expected", "tier", "confidence", "rank", "top source")
     parts.extend(f"<th>{h}</th>" for h in (*headers, "top answer", "status"))
     parts.append("</tr>")
     for r in evaluation.results:
@@ -410,18 +586,19 @@ def render_html(evaluation: Evaluation, *, title: str = "Batch evaluation") -> s
             e(r.id),
             e(r.question),
             e(" || ".join(r.expected)),
-            "yes" if r.answered else "no",
+            TIER_NAMES[r.tier],
             f"{r.confidence:.3f}",
             "&ndash;" if r.rank is None else str(r.rank),
             e(r.top_source),
         ]
-        parts.append(f'<tr class="{_status(r)}">')
+        status = _status(r)
+        parts.append(f'<tr class="{status}">')
         parts.extend(
             f'<td class="num">{c}</td>' if i in (4, 5) else f"<td>{c}</td>"
             for i, c in enumerate(cells)
         )
         parts.append(f'<td class="answer">{e(_truncate(r.top_answer))}</td>')
-        parts.append(f"<td>{_status(r)}</td></tr>")
+        parts.append(f"<td>{_STATUS_TEXT[status]}</td></tr>")
     parts.append("</table></body></html>\n")
     return "\n".join(parts)
 
@@ -434,9 +611,11 @@ def write_report(evaluation: Evaluation, path: str, *, title: str = "Batch evalu
 
 
 __all__ = [
+    "RISK_THRESHOLDS",
     "Evaluation",
     "Metrics",
     "QuestionResult",
+    "RightWrong",
     "best_threshold",
     "match_rank",
     "matches",

@@ -353,9 +353,16 @@ def test_resume_needs_out(fake_index: Settings, capsys: pytest.CaptureFixture[st
 # hit@1 = 1/4, hit@3 = 3/4, MRR = (1 + 1/2 + 1/2 + 0) / 4 = 0.5, abstain rate = 2/4,
 # accuracy at 0.5 = 3/4; answering only at A's confidence or above would be right on all four
 # (A is the only right top passage and the most confident), so that is the best threshold.
+# F and G are not found (below the possible threshold 0.25), both with a wrong top passage.
+# Calibration: A and B share the 0.9-1.0 bin (one right: observed 0.5), F and G a bin below
+# 0.25 (none right), so ECE = 2/4 * |0.5 - mean(A, B)| + 2/4 * mean(F, G).
 def expected_table(records: list[dict]) -> list[tuple[str, str]]:
     confidence = {r["id"]: r["confidence"] for r in records}
     assert confidence["A"] > max(confidence["B"], confidence["F"], confidence["G"])
+    assert min(confidence["A"], confidence["B"]) >= 0.9
+    assert int(confidence["F"] * 10) == int(confidence["G"] * 10) < 2
+    ece = abs(0.5 - (confidence["A"] + confidence["B"]) / 2) / 2
+    ece += (confidence["F"] + confidence["G"]) / 4
     return [
         ("questions evaluated", "4"),
         ("hit@1", "0.250"),
@@ -364,8 +371,11 @@ def expected_table(records: list[dict]) -> list[tuple[str, str]]:
         ("abstain rate", "0.500"),
         ("answered right", "1"),
         ("answered wrong", "1"),
+        ("possible answer right / wrong", "0 / 0"),
+        ("not found, top right / wrong", "0 / 2"),
         ("accuracy (threshold 0.500)", "0.750"),
         ("best threshold", f"{confidence['A']:.3f} (accuracy 1.000)"),
+        ("calibration error (ECE, 10 bins)", f"{ece:.3f}"),
         ("without expected answer", "1"),
     ]
 
@@ -385,12 +395,12 @@ def test_evaluation_table_on_stderr(
     assert _ask(fake_index, str(BATCH / "eval.jsonl")) == 0
     out, err = capsys.readouterr()
     records = _records(out)
-    assert [(r["id"], r["answered"]) for r in records] == [
-        ("A", True),
-        ("B", True),
-        ("E", True),
-        ("F", False),
-        ("G", False),
+    assert [(r["id"], r["answered"], r["tier"]) for r in records] == [
+        ("A", True, "answer"),
+        ("B", True, "answer"),
+        ("E", True, "answer"),
+        ("F", False, "none"),
+        ("G", False, "none"),
     ]
     assert _table(err) == expected_table(records)
 
@@ -411,14 +421,70 @@ def test_report(fake_index: Settings, tmp_path: Path, capsys: pytest.CaptureFixt
         cell = f'<tr><th>{label}</th><td class="num">{value}</td></tr>'
         assert cell in summary, cell
     assert '<img src="data:image/png;base64,iVBOR' in page
+    tiers = page.split("<h2>Tiers</h2>")[1].split("<h2>")[0]
+    assert "<tr><td>answer</td>" + _num("1", "1", "2") + "</tr>" in tiers
+    assert "<tr><td>possible answer</td>" + _num("0", "0", "0") + "</tr>" in tiers
+    assert "<tr><td>not found</td>" + _num("0", "2", "2") + "</tr>" in tiers
+    calibration = page.split("<h2>Calibration</h2>")[1].split("<h2>")[0]
+    ece = dict(expected_table(_records(out)))["calibration error (ECE, 10 bins)"]
+    assert f"<strong>ECE {ece}</strong> over 4 questions" in calibration
+    assert "<td>0.9&ndash;1.0</td>" + _num("2") in calibration  # A and B
+    # At 0.25 and 0.5 only A and B are answered (half the questions), one of them wrong.
+    assert "<tr>" + _num("0.500", "2", "0.500", "0.500") + "<td>answer threshold</td>" in page
+    assert "<tr>" + _num("0.250", "2", "0.500", "0.500") + "<td>possible threshold</td>" in page
+    assert "<tr>" + _num("0.100", "4", "1.000", "0.750") + "<td></td>" in page
     questions = page.split("<h2>Questions</h2>")[1]
-    assert [m for m in re.findall(r'<tr class="(\w+)">', questions)] == [
+    assert [m for m in re.findall(r'<tr class="([\w-]+)">', questions)] == [
         "right",
         "wrong",
         "abstained",
         "abstained",
     ]
     assert "Mona Lisa" in questions and "walking || strolling" in questions
+
+
+def _num(*cells: str) -> str:
+    return "".join(f'<td class="num">{c}</td>' for c in cells)
+
+
+def test_possible_tier_in_outputs_and_report(
+    fake_index: Settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """With the possible threshold below F's and G's confidence, they are possible answers:
+    not answered (the abstain rate is unchanged), shown with their tier everywhere."""
+    monkeypatch.setenv("CHATBOT_POSSIBLE_THRESHOLD", "0.1")
+    report = tmp_path / "report.html"
+    out = tmp_path / "answers.csv"
+    questions = str(BATCH / "eval.jsonl")
+    assert _ask(fake_index, questions, "--out", str(out), "--report", str(report)) == 0
+    table = dict(_table(capsys.readouterr().err))
+    assert table["abstain rate"] == "0.500"
+    assert table["possible answer right / wrong"] == "0 / 2"
+    assert table["not found, top right / wrong"] == "0 / 0"
+    with out.open(encoding="utf-8", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [(r["id"], r["answered"], r["tier"]) for r in rows] == [
+        ("A", "true", "answer"),
+        ("B", "true", "answer"),
+        ("E", "true", "answer"),
+        ("F", "false", "possible"),
+        ("G", "false", "possible"),
+    ]
+    page = report.read_text(encoding="utf-8")
+    assert "<tr><td>possible answer</td>" + _num("0", "2", "2") + "</tr>" in page
+    assert "<tr>" + _num("0.100", "4", "1.000", "0.750") + "<td>possible threshold</td>" in page
+    listed = page.split("<h2>Questions</h2>")[1]
+    assert re.findall(r'<tr class="([\w-]+)">', listed) == [
+        "right",
+        "wrong",
+        "possible-wrong",
+        "possible-wrong",
+    ]
+    assert listed.count("<td>possible answer</td>") == 2
+    assert listed.count("<td>possible, wrong</td>") == 2
 
 
 def test_threshold_flag(fake_index: Settings, capsys: pytest.CaptureFixture[str]) -> None:

@@ -14,6 +14,7 @@ from chatbot.evaluate import (
     ABOVE_ALL,
     Evaluation,
     QuestionResult,
+    RightWrong,
     best_threshold,
     match_rank,
     matches,
@@ -23,9 +24,17 @@ from chatbot.evaluate import (
 )
 
 
-def _record(qid: str, question: str, answered: bool, confidence: float, texts: list[str]) -> dict:
-    """A record shaped like ``Answer.to_dict()``."""
-    return {
+def _record(
+    qid: str,
+    question: str,
+    answered: bool,
+    confidence: float,
+    texts: list[str],
+    tier: str | None = None,
+) -> dict:
+    """A record shaped like ``Answer.to_dict()``; without ``tier``, shaped like one written
+    before tiers existed."""
+    record = {
         "id": qid,
         "question": question,
         "answered": answered,
@@ -45,6 +54,9 @@ def _record(qid: str, question: str, answered: bool, confidence: float, texts: l
             for i, text in enumerate(texts, 1)
         ],
     }
+    if tier is not None:
+        record["tier"] = tier
+    return record
 
 
 # --------------------------------------------------------------------------- normalisation
@@ -220,6 +232,8 @@ def test_format_text_is_aligned() -> None:
     assert any(line.startswith("hit@3") and line.endswith("0.750") for line in lines)
     assert any("MRR" in line and line.endswith("0.625") for line in lines)
     assert any(line.startswith("best threshold") and "0.900" in line for line in lines)
+    # ECE: each confidence in its own bin; gaps |1 - 0.9|, |0 - 0.6|, |0 - 0.2|, |1 - 0.4|.
+    assert "calibration error (ECE, 10 bins)  0.375" in lines  # 1.5 / 4
     value_columns = {len(line) - len(line[line.index("  ") :].lstrip()) for line in lines}
     assert len(value_columns) == 1  # every value starts in the same column
 
@@ -268,3 +282,123 @@ def test_match_predicate_replaces_text_matching() -> None:
     assert ev.add(record, ["1998"], match=lambda p: False).rank is None
     assert ev.add(record, None, match=lambda p: True) is None  # nothing expected: counted only
     assert ev.summary()["without_expected"] == 1
+
+
+# --------------------------------------------------------------------------- tiers, calibration
+
+
+def _tiered() -> Evaluation:
+    """One question per tier and outcome (threshold 0.5, possible threshold 0.25).
+
+    q1 answer   0.9  right top   -> right            q4 possible 0.3  wrong top -> possible-wrong
+    q2 answer   0.6  wrong top   -> wrong            q5 none     0.2  right top -> missed
+    q3 possible 0.4  right top   -> possible-right   q6 none     0.1  wrong top -> abstained
+    q7 written before tiers (no "tier"), not answered, 0.05, wrong top -> none, abstained
+    """
+    ev = Evaluation(threshold=0.5, k=3, possible_threshold=0.25)
+    right = "Refunds are issued within 30 days."
+    other = "Our office is on Main Street."
+    cases = [
+        ("q1", "answer", 0.9, right),
+        ("q2", "answer", 0.6, other),
+        ("q3", "possible", 0.4, right),
+        ("q4", "possible", 0.3, other),
+        ("q5", "none", 0.2, right),
+        ("q6", "none", 0.1, other),
+    ]
+    for qid, tier, conf, top in cases:
+        ev.add(_record(qid, "Refund?", tier == "answer", conf, [top, other], tier), ["30 days"])
+    ev.add(_record("q7", "Refund?", False, 0.05, [other]), ["30 days"])
+    return ev
+
+
+def test_question_result_tier() -> None:
+    def qr(answered: bool, tier: str = "") -> QuestionResult:
+        return QuestionResult("i", "q", ["x"], answered, 0.5, 1, "", "", tier)
+
+    assert qr(False, "possible").tier == "possible"
+    assert (qr(True).tier, qr(False).tier) == ("answer", "none")  # from answered
+    assert qr(True, "maybe").tier == "answer"  # an unknown tier too
+    assert [r.tier for r in _tiered().results] == [
+        *["answer", "answer", "possible", "possible", "none", "none"],
+        "none",
+    ]
+
+
+def test_tier_counts_and_summary() -> None:
+    ev = _tiered()
+    assert ev.tier_counts() == {
+        "answer": RightWrong(1, 1),
+        "possible": RightWrong(1, 1),
+        "none": RightWrong(1, 2),
+    }
+    s = ev.summary()
+    assert s["tiers"] == {
+        "answer": {"right": 1, "wrong": 1},
+        "possible": {"right": 1, "wrong": 1},
+        "none": {"right": 1, "wrong": 2},
+    }
+    assert (s["answered_right"], s["answered_wrong"]) == (1, 1)
+    assert s["abstain_rate"] == 5 / 7  # a possible answer is not answered
+    assert s["possible_threshold"] == 0.25
+    # Every confidence in its own bin: gaps 0.1, 0.6, 0.6, 0.3, 0.8, 0.1, 0.05.
+    assert s["ece"] == pytest.approx(2.55 / 7)
+    rows = dict(ev.rows())
+    assert rows["possible answer right / wrong"] == "1 / 1"
+    assert rows["not found, top right / wrong"] == "1 / 2"
+    assert rows["calibration error (ECE, 10 bins)"] == "0.364"
+
+
+def test_reliability_and_risk_coverage_of_the_top_passages() -> None:
+    ev = _tiered()
+    rel = ev.reliability(bins=2)  # [0, 0.5): 0.4 R, 0.3, 0.2 R, 0.1, 0.05; [0.5, 1]: 0.9 R, 0.6
+    assert [(b.count, b.observed) for b in rel.bins] == [(5, 0.4), (2, 0.5)]
+    assert rel.bins[0].predicted == pytest.approx(1.05 / 5)
+    assert ev.risk_thresholds() == [0.1, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
+    at = {row.threshold: row for row in ev.risk_coverage()}
+    assert (at[0.25].count, at[0.25].coverage, at[0.25].risk) == (4, 4 / 7, 0.5)
+    assert (at[0.5].count, at[0.5].risk) == (2, 0.5)
+    assert (at[0.9].count, at[0.9].risk) == (1, 0.0)
+    assert [r.count for r in ev.risk_coverage([0.0, 1.0])] == [7, 0]
+    # Without a known possible threshold only the answer threshold is added.
+    assert Evaluation(threshold=0.55).risk_thresholds() == [
+        *[0.1, 0.2, 0.3, 0.4, 0.5, 0.55],
+        *[0.6, 0.7, 0.8, 0.9],
+    ]
+
+
+def test_report_shows_tiers_and_calibration(tmp_path: Path) -> None:
+    out = tmp_path / "report.html"
+    write_report(_tiered(), str(out))
+    page = out.read_text(encoding="utf-8")
+    listed = page.split("<h2>Questions</h2>")[1]
+    assert re.findall(r'<tr class="([\w-]+)">', listed) == [
+        *["right", "wrong", "possible-right", "possible-wrong", "missed"],
+        *["abstained", "abstained"],
+    ]
+    assert listed.count("<td>possible answer</td>") == 2 and "<td>not found</td>" in listed
+    assert "<td>possible, right</td>" in listed and "<td>possible, wrong</td>" in listed
+    assert "tr.possible-right td {" in page and "tr.possible-wrong td {" in page
+
+    def num(*cells: str) -> str:
+        return "".join(f'<td class="num">{c}</td>' for c in cells)
+
+    tiers = page.split("<h2>Tiers</h2>")[1].split("<h2>")[0]
+    assert "<tr><td>possible answer</td>" + num("1", "1", "2") + "</tr>" in tiers
+    assert "<tr><td>not found</td>" + num("1", "2", "3") + "</tr>" in tiers
+    calibration = page.split("<h2>Calibration</h2>")[1].split("<h2>")[0]
+    assert "<strong>ECE 0.364</strong> over 7 questions" in calibration
+    assert "<tr><td>0.9&ndash;1.0</td>" + num("1", "0.900", "1.000", "+0.100") in calibration
+    assert "<tr><td>0.6&ndash;0.7</td>" + num("1", "0.600", "0.000", "-0.600") in calibration
+    assert "<tr>" + num("0.250", "4", "0.571", "0.500") + "<td>possible threshold</td>" in page
+    assert "<tr>" + num("0.500", "2", "0.286", "0.500") + "<td>answer threshold</td>" in page
+    assert page.count("<td>0.") == 7  # seven non-empty reliability bins
+
+
+def test_report_without_a_possible_threshold_or_questions(tmp_path: Path) -> None:
+    out = tmp_path / "empty.html"
+    write_report(Evaluation(threshold=0.5, k=3), str(out))
+    page = out.read_text(encoding="utf-8")
+    assert "<strong>ECE 0.000</strong> over 0 questions" in page
+    assert "possible threshold" not in page and "answer threshold" in page
+    assert "<tr><td>possible answer</td>" in page
