@@ -110,7 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Answer every question of FILE in input order. Inputs: .txt (one question "
         "per line), .csv/.tsv (column 'question'; optional 'id', 'expected'), .jsonl (objects "
         "with 'question'; optional 'id', 'expected'). When questions have 'expected' answers, "
-        "hit@1, hit@k, MRR, abstain rate and wrong answers are printed to stderr. "
+        "hit@1, hit@k, MRR, abstain rate, wrong answers, counts per tier and the calibration "
+        "error are printed to stderr. "
         "Exit codes: 0 ok, 1 usage or input error, 2 some lines skipped with --skip-bad.",
     )
     _common(ask)
@@ -136,7 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
         "eval",
         help="evaluate retrieval on a SQuAD-format file",
         description="Index the articles of a SQuAD-format JSON file into a temporary index, "
-        "answer its questions and print hit@1, hit@k, MRR, abstain rate and wrong answers. "
+        "answer its questions and print hit@1, hit@k, MRR, abstain rate, wrong answers, counts "
+        "per tier and the calibration error. "
         "A passage is right when it covers a gold answer span.",
     )
     _common(ev)
