@@ -326,8 +326,6 @@ def run_squad_eval(settings: Settings, options: EvalOptions, progress: bool = Fa
         baselines=options.baselines,
         progress=progress,
     )
-    # The answers were given with these settings; the report marks the possible threshold too.
-    evaluation.possible_threshold = settings.possible_threshold
     rate = info["questions"] / info["answer_s"] if info["answer_s"] > 0 else 0.0
     print(
         f"{info['questions']} questions, {info['documents']} documents, "

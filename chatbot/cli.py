@@ -131,7 +131,14 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--skip-bad", action="store_true", help="skip malformed lines (exit 2)")
     ask.add_argument("--resume", action="store_true", help="continue a partial --out file")
     ask.add_argument("--report", help="write an HTML evaluation report (needs expected answers)")
-    ask.add_argument("--threshold", type=float, help="abstain below this confidence")
+    ask.add_argument(
+        "--threshold", type=float, help="quote the top passage as the answer from this confidence"
+    )
+    ask.add_argument(
+        "--possible-threshold",
+        type=float,
+        help="below --threshold, show the top passage as a possible answer from this confidence",
+    )
 
     ev = sub.add_parser(
         "eval",
@@ -144,7 +151,14 @@ def build_parser() -> argparse.ArgumentParser:
     _common(ev)
     ev.add_argument("file", metavar="FILE.json")
     ev.add_argument("-k", type=int, help="passages per question (default 3)")
-    ev.add_argument("--threshold", type=float, help="abstain below this confidence")
+    ev.add_argument(
+        "--threshold", type=float, help="quote the top passage as the answer from this confidence"
+    )
+    ev.add_argument(
+        "--possible-threshold",
+        type=float,
+        help="below --threshold, show the top passage as a possible answer from this confidence",
+    )
     ev.add_argument("--report", help="write an HTML evaluation report")
     ev.add_argument("--limit", type=int, help="only the first N articles")
     ev.add_argument("--baselines", action="store_true", help="also BM25-only and dense-only")
@@ -264,8 +278,10 @@ def eval_options(args: argparse.Namespace) -> EvalOptions:
 
 
 def _answer_settings(args: argparse.Namespace) -> Settings:
-    """Settings with ``-k`` and ``--threshold`` applied (``ask`` and ``eval``)."""
-    settings = _settings(args, k=args.k, threshold=args.threshold)
+    """Settings with ``-k`` and the thresholds applied (``ask`` and ``eval``)."""
+    settings = _settings(
+        args, k=args.k, threshold=args.threshold, possible_threshold=args.possible_threshold
+    )
     if settings.k < 1:
         raise UsageError(f"-k must be at least 1; see `chatbot {args.command} --help`")
     return settings

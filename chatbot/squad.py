@@ -309,7 +309,9 @@ def evaluate_answers(
         possible_threshold=settings.possible_threshold,
         max_word_chars=settings.max_word_chars,
     )
-    evaluation = Evaluation(threshold=settings.threshold, k=settings.k)
+    evaluation = Evaluation(
+        threshold=settings.threshold, k=settings.k, possible_threshold=settings.possible_threshold
+    )
 
     def expected(sq: SquadQuestion) -> list[str]:
         text = index.documents[sq.source].text

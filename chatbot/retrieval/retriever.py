@@ -15,6 +15,10 @@ from .confidence import WordWeights
 from .evidence import Features
 from .presentation import Presenter
 from .ranking import Fusion, PassageTerms, Ranking, TokenMatcher
+from .trust import FEATURES, TrustModel, candidate_features, load_model, question_cues
+
+HEAD = 10  # the trust model re-orders at least this many of the ranking's best candidates
+DEFAULT = object()  # the shipped trust model
 
 
 class Retriever:
@@ -33,6 +37,7 @@ class Retriever:
         fusion: Fusion = Fusion(),
         max_word_chars: int = MAX_WORD_CHARS,
         possible_threshold: float = 0.25,
+        trust_model: TrustModel | None | object = DEFAULT,
     ) -> None:
         """``threshold`` and ``possible_threshold`` bound the tiers (:func:`tier_of`);
         ``max_word_chars`` (``Settings.max_word_chars``): longer words are never
@@ -44,10 +49,10 @@ class Retriever:
         self.possible_threshold = min(possible_threshold, threshold)
         self.fusion = fusion
         self._weights = WordWeights(index.lexical, max_word_chars)
-        self._matcher = TokenMatcher(
-            index.passage_tokens, index.token_counts, PassageTerms(index.passage_terms)
-        )
+        self._terms = PassageTerms(index.passage_terms)
+        self._matcher = TokenMatcher(index.passage_tokens, index.token_counts, self._terms)
         self._presenter = Presenter(index.passages, index.passage_sentences)
+        self.model = load_model() if trust_model is DEFAULT else trust_model
         self._speller: Speller | None = None
 
     # ------------------------------------------------------------------------- public API
@@ -115,14 +120,15 @@ class Retriever:
         if feats is None:
             return Answer(question, False, ABSTAIN_MESSAGE, 0.0, [], query=query)
         ranked = self.rank(feats, token_vectors)
-        hits = self._presenter.hits(feats.cand, ranked.scores, ranked.order, qvec, feats.terms, k)
+        head = self.head(ranked, k)
+        order, probs = self.trust(query, token_vectors, feats, ranked, head)
+        hits = self._presenter.hits(feats.cand, ranked.scores, order, qvec, feats.terms, k)
+        missing = [h for h in hits if h.passage_id not in probs]
+        if missing:  # a hit below the head (many overlapping passages): score the ranking to it
+            last = max(int(np.flatnonzero(feats.cand[order] == h.passage_id)[0]) for h in missing)
+            _, probs = self.trust(query, token_vectors, feats, ranked, order[: last + 1], False)
         for hit in hits:
-            specific = self.specific_match(
-                token_vectors, hit.passage_id, ranked.word_scores.get(hit.passage_id)
-            )
-            hit.confidence = confidence.logistic(
-                specific, self.fusion.conf_specific, self.fusion.conf_bias
-            )
+            hit.confidence = probs[hit.passage_id]
         conf = hits[0].confidence
         tier = tier_of(conf, self.threshold, self.possible_threshold)
         answered = tier == "answer"
@@ -134,6 +140,73 @@ class Retriever:
             hits=hits,
             query=query,
             tier=tier,
+        )
+
+    def head(self, ranked: Ranking, k: int) -> np.ndarray:
+        """The positions the trust model re-orders: the first ``max(HEAD, 3k)`` of the ranking."""
+        return ranked.order[: max(HEAD, 3 * k)]
+
+    def trust(
+        self,
+        query: str,
+        q: TokenVectors,
+        feats: Features,
+        ranked: Ranking,
+        head: np.ndarray,
+        reorder: bool = True,
+    ) -> tuple[np.ndarray, dict[int, float]]:
+        """The ranking with ``head`` (positions in the candidates, best first) re-ordered by
+        the trust model's probability, and those probabilities by passage id.
+
+        Without a trust model (no ``chatbot/data/trust.json``), the order is kept and the
+        probability is the older logistic of the specific match.
+        """
+        x = self.head_features(query, q, feats, ranked, head)
+        if self.model is None:
+            p = np.array(
+                [
+                    confidence.logistic(v, self.fusion.conf_specific, self.fusion.conf_bias)
+                    for v in x[:, FEATURES.index("specific")]
+                ]
+            )
+        else:
+            p = self.model.probability(x)
+        probs = {int(feats.cand[o]): float(v) for o, v in zip(head, p, strict=True)}
+        if not reorder or self.model is None:
+            return ranked.order, probs
+        best = head[np.argsort(-p, kind="stable")]
+        return np.concatenate([best, ranked.order[len(head) :]]), probs
+
+    def head_features(
+        self, query: str, q: TokenVectors, feats: Features, ranked: Ranking, head: np.ndarray
+    ) -> np.ndarray:
+        """:func:`.trust.candidate_features` of ``head`` (positions in the candidates)."""
+        ids = feats.cand[head]
+        need = np.array([int(i) not in ranked.word_scores for i in ids], bool)
+        nwords = int(q.words[-1]) + 1 if len(q.words) else 0
+        per_word = np.zeros((nwords, len(ids)), np.float32)
+        if need.any():
+            per_word[:, need] = self.word_match(q, ids[need])
+        for j in np.flatnonzero(~need):
+            per_word[:, j] = ranked.word_scores[int(ids[j])]
+        terms = [self._terms(int(i)) for i in ids]
+        texts = [self.index.passages[int(i)].text for i in ids]
+        lex = self.index.lexical
+        idf = {t: lex.idf(t) for t in feats.terms}
+        cues = question_cues(query, q.surface, feats.terms)
+        fused = ranking.fuse(self.fusion, feats.dense, feats.sentence, feats.lexical)
+        return candidate_features(
+            cues,
+            self.word_weights(q),
+            per_word,
+            fused[head],
+            feats.dense[head],
+            feats.sentence[head],
+            feats.lexical[head],
+            ranked.scores[head],
+            texts,
+            terms,
+            idf,
         )
 
     def spell(self, query: str) -> str:
