@@ -97,8 +97,8 @@ class Scale:
             bands.append(f"weak from {self.possible:.2f}")
         bands.append("poor below")
         return (
-            "Each number is the estimated chance (0 to 1) that that passage answers your "
-            f"question: {', '.join(bands)}."
+            "Each number is the estimated chance (0 to 1) that the passage beside it answers "
+            f"your question: {', '.join(bands)}."
         )
 
     def badge(self, confidence: float, extra: str = "") -> str:
@@ -520,7 +520,7 @@ CSS = """
   border-left: 4px solid var(--color-accent); background: var(--background-fill-secondary);
   border-radius: 0 6px 6px 0; font-style: normal; }
 .qa-card mark.qa-hl { background: #fde68a; color: #1f2937; padding: 0 .1em; border-radius: 2px; }
-.qa-card .qa-query { font-size: .88em; color: var(--body-text-color-subdued); margin: 0 0 .4em; }
+.qa-card .qa-query { font-size: .88em; color: var(--body-text-color); margin: 0 0 .4em; }
 .qa-card .qa-abstain-msg { font-weight: 600; margin: 0 0 .3em; }
 .qa-card .qa-possible-msg { font-weight: 600; margin: 0 0 .45em; padding: .3em .7em;
   border-left: 4px solid #c2410c; background: #fff7ed; color: #7c2d12; border-radius: 0 6px 6px 0; }
@@ -528,8 +528,8 @@ CSS = """
 .qa-possible mark.qa-hl { background: transparent; color: inherit;
   text-decoration: underline 2px #c2410c; text-underline-offset: 3px; }
 .qa-card details { margin-top: .4em; }
-.qa-card details > summary { cursor: pointer; color: var(--body-text-color-subdued);
-  font-size: .92em; }
+.qa-card details > summary { cursor: pointer; color: var(--body-text-color); font-size: .92em;
+  font-weight: 500; padding: .2em 0; }
 .qa-card details .qa-passage { margin-top: .5em; font-size: .95em; }
 .qa-card details .qa-quote { border-left: 4px solid var(--border-color-primary);
   background: transparent; }
@@ -540,14 +540,34 @@ CSS = """
   border: 1px solid var(--border-color-primary); background: var(--background-fill-primary);
   color: var(--body-text-color); }
 .qa-notice { font-weight: 600; border-left: 4px solid #b45309; padding: .2em 0 .2em .7em; }
+.qa-card, .qa-notice { scroll-margin-top: .5rem; }
+.qa-question { scroll-margin-top: 1.5rem; }
+#chat .placeholder { padding: var(--spacing-xxl) var(--spacing-xxl) 0; }
+/* One scroll area, the page: the chat grows with its messages (it never scrolls by itself)
+   and the question row stays at the bottom of the screen. */
+.gradio-container { overflow: clip !important; }
+#chat, #chat > .wrapper, #chat .panel-wrap, #chat .bubble-wrap { height: auto !important;
+  max-height: none !important; overflow: visible !important; }
+#qa-input { position: sticky; bottom: 0; z-index: 10; background: var(--body-background-fill);
+  padding: .4em 0; margin: 0; }
+@media (max-width: 640px) {
+  #qa-input { gap: 6px; }
+  #qa-input > button { flex: 0 0 auto !important; min-width: 0 !important; padding: 0 .7em;
+    font-size: 1em; }
+  #chat .message-row.panel { padding: 14px 12px; }
+  .qa-card .qa-quote { padding: .4em .6em; }
+  .qa-header h1 { font-size: 1.3em; }
+  .qa-header .qa-desc, .qa-header .qa-docs { font-size: .85em; }
+}
 """
 
-# "Copy quote": the card's verbatim quote, its source and the match label, as plain text.
-# (Gradio's sanitiser drops data-* attributes, so the text is read from the card itself.)
-COPY_JS = r"""
+# Run once on page load. "Copy quote": the card's verbatim quote, its source and the match
+# label, as plain text (Gradio's sanitiser drops data-* attributes, so the text is read from
+# the card itself). A new reply is scrolled to its start.
+PAGE_JS = r"""
 () => {
-  if (window.__qaCopyInstalled) return;
-  window.__qaCopyInstalled = true;
+  if (window.__qaInstalled) return;
+  window.__qaInstalled = true;
   const fallback = (text) => {
     const ta = document.createElement("textarea");
     ta.value = text;
@@ -572,6 +592,21 @@ COPY_JS = r"""
     btn.textContent = "Copied";
     setTimeout(() => { btn.textContent = "Copy quote"; }, 1500);
   }, true);
+  // After each new reply, bring its start (badge, source) into view, not the chat's end;
+  // with the question above it when both fit in the upper third of the screen.
+  let replies = 0;
+  new MutationObserver(() => {
+    const all = document.querySelectorAll("#chat .qa-card, #chat .qa-notice");
+    if (all.length > replies) {
+      const reply = all[all.length - 1];
+      const top = reply.getBoundingClientRect().top;
+      const asked = [...document.querySelectorAll("#chat .qa-question")]
+        .filter((q) => q.getBoundingClientRect().top < top).pop();
+      const near = asked && top - asked.getBoundingClientRect().top < innerHeight / 3;
+      (near ? asked : reply).scrollIntoView({ block: "start" });
+    }
+    replies = all.length;
+  }).observe(document.body, { childList: true, subtree: true });
 }
 """
 
@@ -608,7 +643,8 @@ def build_app(settings: Settings, live: LiveRetriever | None = None) -> gr.Block
             label="Answers",
             show_label=False,
             elem_id="chat",
-            height=560,
+            height=None,  # grows with its messages: the page is the one scroll area
+            min_height=240,
             layout="panel",
             render_markdown=False,  # our HTML is already escaped; no Markdown on top
             latex_delimiters=[],  # "$x^2$" in a document stays "$x^2$"
@@ -619,21 +655,22 @@ def build_app(settings: Settings, live: LiveRetriever | None = None) -> gr.Block
             feedback_options=("Like", "Dislike"),
             placeholder=placeholder,
             examples=[{"text": q} for q in examples] or None,
-            autoscroll=True,
+            autoscroll=False,  # PAGE_JS brings each new reply's start into view instead
         )
-        with gr.Row(equal_height=True):
+        with gr.Row(equal_height=True, elem_id="qa-input"):
             question = gr.Textbox(
                 show_label=False,
                 placeholder="Ask a question…",
                 lines=1,
                 max_lines=4,
                 scale=8,
+                min_width=120,
                 elem_id="question",
                 autofocus=True,
             )
-            ask_btn = gr.Button("Ask", variant="primary", scale=1, min_width=80, elem_id="ask")
+            ask_btn = gr.Button("Ask", variant="primary", scale=1, min_width=64, elem_id="ask")
             clear_btn = gr.Button(
-                "Clear", variant="secondary", scale=1, min_width=80, elem_id="clear"
+                "Clear", variant="secondary", scale=1, min_width=64, elem_id="clear"
             )
         gr.HTML(note_html(Scale.of(live.get())), elem_id="qa-note")
         state = gr.State(new_state())
@@ -712,8 +749,8 @@ def build_app(settings: Settings, live: LiveRetriever | None = None) -> gr.Block
             previous = previous or ""
             try:
                 k = check_api_input(question, k, previous, limit)
-            except ValueError as exc:
-                raise gr.Error(str(exc)) from None
+            except ValueError as exc:  # the caller's mistake: a message, no traceback
+                raise gr.Error(str(exc), print_exception=False) from None
             query = followup_query(question, previous or None)
             return answer_payload(asker.ask(question, k=k, query=query))
 
@@ -759,7 +796,7 @@ def launch_options(
         "footer_links": ["api"],
         "theme": THEME,
         "css": CSS,
-        "js": COPY_JS,
+        "js": PAGE_JS,
         "head": f'<meta name="description" content="{meta}">',
     }
 

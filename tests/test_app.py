@@ -144,7 +144,7 @@ def test_every_badge_explains_the_number_in_its_tooltip() -> None:
     titles = [title for title, _ in BADGE.findall(card)]
     assert len(titles) == 2 and len(set(titles)) == 1
     legend = titles[0]
-    assert "chance (0 to 1) that that passage answers your question" in legend
+    assert "chance (0 to 1) that the passage beside it answers your question" in legend
     assert "strong from 0.80, moderate from 0.50, weak from 0.25, poor below" in legend
     assert chat_app.esc(SCALE.legend()) == legend
     assert chat_app.esc(SCALE.legend()) in chat_app.note_html(SCALE)
