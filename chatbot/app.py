@@ -548,8 +548,8 @@ CSS = """
 .gradio-container { overflow: clip !important; }
 #chat, #chat > .wrapper, #chat .panel-wrap, #chat .bubble-wrap { height: auto !important;
   max-height: none !important; overflow: visible !important; }
-#qa-input { position: sticky; bottom: 0; z-index: 10; background: var(--body-background-fill);
-  padding: .4em 0; margin: 0; }
+#qa-input { position: sticky; bottom: 0; z-index: var(--layer-5); padding: .4em 0; margin: 0;
+  background: var(--body-background-fill); }
 @media (max-width: 640px) {
   #qa-input { gap: 6px; }
   #qa-input > button { flex: 0 0 auto !important; min-width: 0 !important; padding: 0 .7em;

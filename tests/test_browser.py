@@ -311,6 +311,7 @@ def test_phone_layout_one_scroll_area_and_reply_start_in_view(real_page_phone: P
                 shutil.copyfile(shot, DOCS_PHONE_SCREENSHOT)
     assert page.evaluate("scrollY") > 0  # the page itself scrolled to the reply
     _assert_in_view(page, box, "the question box after answering")
+    _assert_question_row_on_top(page)
     _assert_one_scroll_area(page)
     _assert_toggles_readable(page)
 
@@ -337,6 +338,36 @@ def _assert_in_view(page, locator, what: str) -> None:
     row = page.locator("#qa-input").bounding_box()
     bottom = height if locator.evaluate("e => !!e.closest('#qa-input')") else row["y"]
     assert box["y"] >= 0 and box["y"] + box["height"] <= bottom + 0.5, (what, box, row)
+    # and nothing covers it: what is drawn at its corners and centre is the element itself
+    for fx, fy in ((0.5, 0.5), (0.05, 0.1), (0.95, 0.1), (0.05, 0.9), (0.95, 0.9)):
+        x, y = box["x"] + fx * box["width"], box["y"] + fy * box["height"]
+        on_top = "(e, p) => e.contains(document.elementFromPoint(p[0], p[1]))"
+        assert locator.evaluate(on_top, [x, y]), (what, "covered at", fx, fy)
+
+
+def _assert_question_row_on_top(page) -> None:
+    """The pinned question row is drawn over the chat: a reply's buttons scrolled under the
+    question box never show through it."""
+    covered = page.evaluate(
+        """() => {
+             const row = document.querySelector('#qa-input');
+             const box = document.querySelector('#question textarea').getBoundingClientRect();
+             const out = [];
+             for (const b of document.querySelectorAll('#chat .message-buttons-left button, '
+                                                       + '#chat button[aria-label="Like"]')) {
+               const r = b.getBoundingClientRect();
+               scrollBy(0, r.top + r.height / 2 - (box.top + box.height / 2));
+               const r2 = b.getBoundingClientRect();
+               const x = r2.left + r2.width / 2, y = r2.top + r2.height / 2;
+               if (x < box.left || x > box.right) continue;
+               const row2 = row.getBoundingClientRect();
+               if (y < row2.top || y > row2.bottom) continue;
+               if (!row.contains(document.elementFromPoint(x, y))) out.push(b.outerHTML);
+             }
+             return out;
+           }"""
+    )
+    assert covered == []
 
 
 def _assert_one_scroll_area(page) -> None:
