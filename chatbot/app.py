@@ -20,6 +20,7 @@ import sys
 import tempfile
 import threading
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,7 @@ log = logging.getLogger(__name__)
 API_NAME = "ask"  # the named Gradio endpoint: client.predict(question, api_name="/ask")
 FEEDBACK_FILE = "feedback.jsonl"
 STRONG = 0.8  # confidence from which a match is called "strong"
+MAX_EXAMPLES = 5  # example questions shown at most
 MAX_API_K = 20
 CONCURRENCY = 4  # requests handled at once per process besides batched questions
 MAX_QUEUE = 64
@@ -63,13 +65,50 @@ def esc(text: str) -> str:
     return html.escape(text, quote=True)
 
 
-def confidence_words(confidence: float, threshold: float) -> str:
-    """Words for a confidence: "strong match", "moderate match" or "weak match"."""
-    if confidence < threshold:
-        return "weak match"
-    if confidence >= max(STRONG, threshold):
-        return "strong match"
-    return "moderate match"
+@dataclass(frozen=True)
+class Scale:
+    """The one scale every number in the chat is on: a passage's confidence (the calibrated
+    chance that it answers the question), worded from the same bounds as the tiers."""
+
+    threshold: float = 0.5  # the answer tier
+    possible: float = 0.25  # the possible tier
+
+    @classmethod
+    def of(cls, retriever: Any) -> Scale:
+        """The scale of a retriever's tiers."""
+        return cls(retriever.threshold, min(retriever.possible_threshold, retriever.threshold))
+
+    def words(self, confidence: float) -> str:
+        """ "strong match" (at least ``STRONG`` and the answer tier), "moderate match" (the rest
+        of the answer tier), "weak match" (the possible tier) or "poor match" (below it)."""
+        if confidence >= self.threshold:
+            return "strong match" if confidence >= max(STRONG, self.threshold) else "moderate match"
+        if confidence >= self.possible:
+            return "weak match"
+        return "poor match"
+
+    def legend(self) -> str:
+        """What every number means, and where its words change."""
+        strong = max(STRONG, self.threshold)
+        bands = [f"strong from {strong:.2f}"]
+        if strong > self.threshold:
+            bands.append(f"moderate from {self.threshold:.2f}")
+        if self.possible < self.threshold:
+            bands.append(f"weak from {self.possible:.2f}")
+        bands.append("poor below")
+        return (
+            "Each number is the estimated chance (0 to 1) that the passage beside it answers "
+            f"your question: {', '.join(bands)}."
+        )
+
+    def badge(self, confidence: float, extra: str = "") -> str:
+        """A confidence as a badge ("strong match 0.91"), with the legend as its tooltip."""
+        words = self.words(confidence)
+        classes = " ".join(c for c in ("qa-badge", extra, "qa-" + words.split()[0]) if c)
+        return (
+            f'<span class="{classes}" title="{esc(self.legend())}">'
+            f"{esc(f'{words} {confidence:.2f}')}</span>"
+        )
 
 
 def display_source(source: str) -> str:
@@ -100,13 +139,23 @@ def quote_html(hit: Hit, highlight: bool = True) -> str:
     )
 
 
-def _passage_block(hit: Hit, badge: str, badge_class: str, highlight: bool) -> str:
+def _meta(badge: str, hit: Hit) -> str:
     return (
-        '<div class="qa-passage">'
-        f'<div class="qa-meta"><span class="qa-badge {badge_class}">{esc(badge)}</span>'
-        f'<span class="qa-source">{esc(source_label(hit))}</span></div>'
-        f"{quote_html(hit, highlight=highlight)}</div>"
+        f'<div class="qa-meta">{badge}<span class="qa-source">{esc(source_label(hit))}</span></div>'
     )
+
+
+def _passage_list(hits: list[Hit], summary: str, css: str, scale: Scale) -> str:
+    """Passages collapsed under ``summary``, each with its own confidence, none highlighted."""
+    if not hits:
+        return ""
+    blocks = "".join(
+        f'<div class="qa-passage">{_meta(scale.badge(h.confidence), h)}'
+        f"{quote_html(h, highlight=False)}</div>"
+        for h in hits
+    )
+    head = f"<summary>{esc(summary)} ({len(hits)})</summary>"
+    return f'<details class="{css}">{head}{blocks}</details>'
 
 
 def render_question(question: str) -> str:
@@ -114,56 +163,44 @@ def render_question(question: str) -> str:
     return f'<div class="qa-question">{esc(question)}</div>'
 
 
-def render_answer(answer: Answer, threshold: float, more: int = 3) -> str:
-    """The answer card: top passage with highlight, source and confidence, or the abstention.
+CARD_CLASS = {"answer": "qa-answered", "possible": "qa-possible", "none": "qa-abstained"}
+POSSIBLE_MESSAGE = "May not answer your question — check the passage."
 
-    Runner-up passages (at most ``more``) sit in a collapsed "More passages" part; below the
-    threshold the nearest passages are listed, collapsed, as weak matches. Only the answer
-    itself gets a highlight, so nothing else looks like an answer.
+
+def render_answer(answer: Answer, scale: Scale, more: int = 3) -> str:
+    """The answer card for the answer's tier; every number on it is a passage's confidence.
+
+    * ``"answer"``: the top passage with its key sentence highlighted, source and badge;
+      runner-ups (at most ``more``) collapsed under "More passages", each with its own badge.
+    * ``"possible"``: the top passage shown the same way under "May not answer your
+      question — check the passage", runner-ups collapsed.
+    * ``"none"``: "I couldn't find that in the documents." and the nearest passages
+      collapsed, each with its own badge, none highlighted.
+
+    The ranking score (``Hit.score``) is never shown.
     """
-    parts: list[str] = []
-    state = "qa-answered" if answer.answered else "qa-abstained"
-    parts.append(f'<div class="qa-card {state}">')
+    tier = answer.tier if answer.hits else "none"
+    parts = [f'<div class="qa-card {CARD_CLASS.get(tier, "qa-abstained")}">']
     if answer.query and answer.query.strip() != answer.question.strip():
         parts.append(
             f'<p class="qa-query">Searched for <q class="qa-query-text">{esc(answer.query)}</q></p>'
         )
-    if answer.answered and answer.hits:
+    if tier in ("answer", "possible"):
         top = answer.hits[0]
-        words = confidence_words(answer.confidence, threshold)
-        label = f"{words} {answer.confidence:.2f}"
-        kind = "qa-strong" if words == "strong match" else "qa-moderate"
-        parts.append(
-            f'<div class="qa-meta"><span class="qa-badge qa-conf {kind}" '
-            'title="Confidence that this passage answers the question (0 to 1)">'
-            f'{esc(label)}</span><span class="qa-source">{esc(source_label(top))}</span></div>'
-        )
+        if tier == "possible":
+            parts.append(f'<p class="qa-possible-msg">{esc(POSSIBLE_MESSAGE)}</p>')
+        parts.append(_meta(scale.badge(answer.confidence, "qa-conf"), top))
         parts.append(quote_html(top))
         parts.append(
             '<div class="qa-actions"><button type="button" class="qa-copy" '
             'title="Copy the quote, its source and the match">Copy quote</button></div>'
         )
         rest = answer.hits[1 : 1 + more]
-        if rest:
-            parts.append(f'<details class="qa-more"><summary>More passages ({len(rest)})</summary>')
-            for hit in rest:
-                parts.append(
-                    _passage_block(hit, f"relevance {hit.score:.2f}", "qa-runner", highlight=False)
-                )
-            parts.append("</details>")
+        parts.append(_passage_list(rest, "More passages", "qa-more", scale))
     else:
         parts.append(f'<p class="qa-abstain-msg">{esc(ABSTAIN_MESSAGE)}</p>')
-        weak = answer.hits[:more]
-        if weak:
-            parts.append(
-                '<details class="qa-weak-list"><summary>Nearest passages: weak matches, '
-                f"probably not an answer ({len(weak)})</summary>"
-            )
-            for hit in weak:
-                parts.append(
-                    _passage_block(hit, f"weak match {hit.score:.2f}", "qa-weak", highlight=False)
-                )
-            parts.append("</details>")
+        nearest = answer.hits[:more]
+        parts.append(_passage_list(nearest, "Nearest passages", "qa-nearest", scale))
     parts.append("</div>")
     return "".join(parts)
 
@@ -222,13 +259,23 @@ def feedback_record(turn: dict[str, Any], vote: str) -> dict[str, Any]:
 
 
 def new_state() -> dict[str, Any]:
-    """Per-session chat state: the last retrieval query and a record per answer message."""
-    return {"last_query": None, "turns": {}}
+    """Per-session chat state: the last question asked and a record per answer message."""
+    return {"last_question": None, "turns": {}}
 
 
 def chat_k(settings: Settings) -> int:
     """Passages fetched for a chat turn: the top one plus two or three runner-ups."""
     return min(max(settings.k, 3), 4)
+
+
+def too_long_message(length: int, limit: int) -> str:
+    """What a question over ``limit`` characters gets instead of an answer."""
+    return f"Your question is {length:,} characters; the limit is {limit:,}. Please shorten it."
+
+
+def render_notice(text: str) -> str:
+    """A one-line message from the chat itself (not a passage), escaped."""
+    return f'<div class="qa-notice">{esc(text)}</div>'
 
 
 def chat_turn(
@@ -240,7 +287,11 @@ def chat_turn(
 ) -> tuple[list[dict[str, Any]], dict[str, Any], Answer | None]:
     """Answer one chat message: returns the new history, the new state and the answer.
 
-    ``asker`` answers it together with concurrent questions (default: on its own).
+    A follow-up is searched together with the previous *question* as typed (never with the
+    previous search text, so follow-ups do not chain). A question over
+    ``settings.max_question_chars`` gets one inline message and no answer (None), as does a
+    blank one (which adds nothing). ``asker`` answers it together with concurrent questions
+    (default: on its own).
     """
     history = list(history or [])
     state = dict(state or new_state())
@@ -250,18 +301,21 @@ def chat_turn(
         return history, state, None
     limit = live.settings.max_question_chars
     if len(question) > limit:
-        raise gr.Error(f"Please keep questions under {limit} characters.")
-    query = followup_query(question, _tail(state.get("last_query"), limit))
+        notice = render_notice(too_long_message(len(question), limit))
+        history.append({"role": "assistant", "content": notice})
+        return history, state, None
+    query = followup_query(question, state.get("last_question"))
     retriever = live.get()
     answer = (asker or retriever).ask(question, k=chat_k(live.settings), query=query)
     history.append({"role": "user", "content": render_question(question)})
-    history.append({"role": "assistant", "content": render_answer(answer, retriever.threshold)})
-    state["last_query"] = answer.query or query
+    history.append({"role": "assistant", "content": render_answer(answer, Scale.of(retriever))})
+    state["last_question"] = question
     state["turns"][str(len(history) - 1)] = {
         "answer_id": uuid.uuid4().hex[:16],  # several votes on one answer share this id
         "question": question,
         "query": answer.query or query,
         "answered": answer.answered,
+        "tier": answer.tier,
         "confidence": round(float(answer.confidence), 4),
         "passage_ids": [h.passage_id for h in answer.hits],
         "passages": [
@@ -270,26 +324,19 @@ def chat_turn(
         ],
         "index_generation": retriever.index.manifest.get("generation", ""),
     }
-    log.info("question answered=%s confidence=%.3f", answer.answered, answer.confidence)
+    log.info("question tier=%s confidence=%.3f", answer.tier, answer.confidence)
     return history, state, answer
-
-
-def _tail(text: str | None, limit: int) -> str | None:
-    """The last ``limit`` characters of ``text`` (whole words), so a chain of follow-ups
-    never makes the searched text grow without bound."""
-    if text is None or len(text) <= limit:
-        return text
-    cut = text[-limit:]
-    space = cut.find(" ")
-    return cut[space + 1 :] if 0 <= space < len(cut) - 1 else cut
 
 
 def check_api_input(question: str, k: Any, previous: str, limit: int) -> int:
     """Validate one ``/ask`` call; returns ``k`` as an int, or raises ValueError naming the fix."""
     if len(question) > limit:
-        raise ValueError(f"question longer than {limit} characters; shorten it")
+        raise ValueError(too_long_message(len(question), limit))
     if len(previous) > limit:
-        raise ValueError(f"previous longer than {limit} characters; pass the previous question")
+        raise ValueError(
+            f"previous is {len(previous):,} characters; the limit is {limit:,}. "
+            "Pass the previous question only."
+        )
     whole = isinstance(k, int) or (isinstance(k, float) and k.is_integer())
     if isinstance(k, bool) or not whole or not 1 <= int(k) <= MAX_API_K:
         raise ValueError(f"k must be a whole number from 1 to {MAX_API_K}, not {k!r}")
@@ -334,25 +381,39 @@ def header_html(live: LiveRetriever, shown: int = 5) -> str:
     )
 
 
-def example_questions(live: LiveRetriever, limit: int = 3) -> list[str]:
-    """Clickable examples from section headings, kept only if they are answered confidently."""
-    retriever = live.get()
-    seen: set[str] = set()
-    out: list[str] = []
-    for p in retriever.index.passages:
-        heading = " ".join(p.heading.split())
-        if not heading or heading.casefold() in seen or len(heading) > 80:
-            continue
-        seen.add(heading.casefold())
-        question = f"What do the documents say about {heading}?"
-        try:
-            if retriever.ask(question, k=1).answered:
-                out.append(question)
-        except Exception:  # noqa: BLE001 - examples are a nicety, never a reason to fail
-            log.debug("example %r failed", question, exc_info=True)
-        if len(out) >= limit or len(seen) >= 4 * limit:
-            break
-    return out
+def note_html(scale: Scale) -> str:
+    """The note under the question box: what the numbers mean, and that answers are quotes."""
+    return f'<p class="qa-note">{esc(scale.legend())} {esc(NOTE)}</p>'
+
+
+def read_examples(path: Path, max_chars: int) -> list[str]:
+    """The questions of an examples file: one a line, blank lines and ``#`` comments skipped,
+    none longer than ``max_chars``; a missing or unreadable file gives none."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return []
+    except (OSError, UnicodeDecodeError) as exc:
+        log.warning("examples file %s not read: %s", path, exc)
+        return []
+    questions = [" ".join(line.split()) for line in lines]
+    return [q for q in questions if q and not q.startswith("#") and len(q) <= max_chars]
+
+
+def example_questions(live: LiveRetriever, limit: int = MAX_EXAMPLES) -> list[str]:
+    """The questions of ``settings.examples`` that the loaded index answers in the "answer"
+    tier (at most ``limit``, in file order); for another corpus that is usually none."""
+    settings = live.settings
+    questions = read_examples(settings.examples_path, settings.max_question_chars)
+    if not questions:
+        return []
+    try:
+        answers = live.get().ask_many(questions, k=1)
+    except Exception:  # noqa: BLE001 - examples are a nicety, never a reason to fail
+        log.warning("example questions not checked", exc_info=True)
+        return []
+    answered = [q for q, a in zip(questions, answers, strict=True) if a.tier == "answer"]
+    return answered[:limit]
 
 
 # ---------------------------------------------------------------- document upload (admin)
@@ -450,37 +511,63 @@ CSS = """
   white-space: nowrap; }
 .qa-card .qa-strong { background: #dcfce7; color: #14532d; }
 .qa-card .qa-moderate { background: #fef3c7; color: #78350f; }
-.qa-card .qa-weak { background: #fee2e2; color: #7f1d1d; }
-.qa-card .qa-runner { background: var(--background-fill-secondary); color: var(--body-text-color);
-  border: 1px solid var(--border-color-primary); }
+.qa-card .qa-weak { background: #ffedd5; color: #7c2d12; }
+.qa-card .qa-poor { background: #fee2e2; color: #7f1d1d; }
+.qa-card .qa-badge[title] { cursor: help; }
 .qa-card .qa-source { color: var(--body-text-color); opacity: .8; }
 .qa-card .qa-source::before { content: "Source: "; }
 .qa-card .qa-quote { white-space: pre-wrap !important; margin: .2em 0 .4em; padding: .5em .9em;
   border-left: 4px solid var(--color-accent); background: var(--background-fill-secondary);
   border-radius: 0 6px 6px 0; font-style: normal; }
 .qa-card mark.qa-hl { background: #fde68a; color: #1f2937; padding: 0 .1em; border-radius: 2px; }
-.qa-card .qa-query { font-size: .88em; color: var(--body-text-color-subdued); margin: 0 0 .4em; }
+.qa-card .qa-query { font-size: .88em; color: var(--body-text-color); margin: 0 0 .4em; }
 .qa-card .qa-abstain-msg { font-weight: 600; margin: 0 0 .3em; }
+.qa-card .qa-possible-msg { font-weight: 600; margin: 0 0 .45em; padding: .3em .7em;
+  border-left: 4px solid #c2410c; background: #fff7ed; color: #7c2d12; border-radius: 0 6px 6px 0; }
+.qa-possible > .qa-quote { border-left-color: #c2410c; }
+.qa-possible mark.qa-hl { background: transparent; color: inherit;
+  text-decoration: underline 2px #c2410c; text-underline-offset: 3px; }
 .qa-card details { margin-top: .4em; }
-.qa-card details > summary { cursor: pointer; color: var(--body-text-color-subdued);
-  font-size: .92em; }
+.qa-card details > summary { cursor: pointer; color: var(--body-text-color); font-size: .92em;
+  font-weight: 500; padding: .2em 0; }
 .qa-card details .qa-passage { margin-top: .5em; font-size: .95em; }
 .qa-card details .qa-quote { border-left: 4px solid var(--border-color-primary);
   background: transparent; }
-.qa-card .qa-weak-list .qa-quote { border-left-style: dashed;
+.qa-card .qa-nearest .qa-quote { border-left-style: dashed;
   color: var(--body-text-color-subdued); }
 .qa-card .qa-actions { display: flex; gap: .5em; }
 .qa-card .qa-copy { font-size: .8em; padding: .1em .7em; border-radius: 6px; cursor: pointer;
   border: 1px solid var(--border-color-primary); background: var(--background-fill-primary);
   color: var(--body-text-color); }
+.qa-notice { font-weight: 600; border-left: 4px solid #b45309; padding: .2em 0 .2em .7em; }
+.qa-card, .qa-notice { scroll-margin-top: .5rem; }
+.qa-question { scroll-margin-top: 1.5rem; }
+#chat .placeholder { padding: var(--spacing-xxl) var(--spacing-xxl) 0; }
+/* One scroll area, the page: the chat grows with its messages (it never scrolls by itself)
+   and the question row stays at the bottom of the screen. */
+.gradio-container { overflow: clip !important; }
+#chat, #chat > .wrapper, #chat .panel-wrap, #chat .bubble-wrap { height: auto !important;
+  max-height: none !important; overflow: visible !important; }
+#qa-input { position: sticky; bottom: 0; z-index: var(--layer-5); padding: .4em 0; margin: 0;
+  background: var(--body-background-fill); }
+@media (max-width: 640px) {
+  #qa-input { gap: 6px; }
+  #qa-input > button { flex: 0 0 auto !important; min-width: 0 !important; padding: 0 .7em;
+    font-size: 1em; }
+  #chat .message-row.panel { padding: 14px 12px; }
+  .qa-card .qa-quote { padding: .4em .6em; }
+  .qa-header h1 { font-size: 1.3em; }
+  .qa-header .qa-desc, .qa-header .qa-docs { font-size: .85em; }
+}
 """
 
-# "Copy quote": the card's verbatim quote, its source and the match label, as plain text.
-# (Gradio's sanitiser drops data-* attributes, so the text is read from the card itself.)
-COPY_JS = r"""
+# Run once on page load. "Copy quote": the card's verbatim quote, its source and the match
+# label, as plain text (Gradio's sanitiser drops data-* attributes, so the text is read from
+# the card itself). A new reply is scrolled to its start.
+PAGE_JS = r"""
 () => {
-  if (window.__qaCopyInstalled) return;
-  window.__qaCopyInstalled = true;
+  if (window.__qaInstalled) return;
+  window.__qaInstalled = true;
   const fallback = (text) => {
     const ta = document.createElement("textarea");
     ta.value = text;
@@ -505,6 +592,21 @@ COPY_JS = r"""
     btn.textContent = "Copied";
     setTimeout(() => { btn.textContent = "Copy quote"; }, 1500);
   }, true);
+  // After each new reply, bring its start (badge, source) into view, not the chat's end;
+  // with the question above it when both fit in the upper third of the screen.
+  let replies = 0;
+  new MutationObserver(() => {
+    const all = document.querySelectorAll("#chat .qa-card, #chat .qa-notice");
+    if (all.length > replies) {
+      const reply = all[all.length - 1];
+      const top = reply.getBoundingClientRect().top;
+      const asked = [...document.querySelectorAll("#chat .qa-question")]
+        .filter((q) => q.getBoundingClientRect().top < top).pop();
+      const near = asked && top - asked.getBoundingClientRect().top < innerHeight / 3;
+      (near ? asked : reply).scrollIntoView({ block: "start" });
+    }
+    replies = all.length;
+  }).observe(document.body, { childList: true, subtree: true });
 }
 """
 
@@ -531,7 +633,8 @@ def build_app(settings: Settings, live: LiveRetriever | None = None) -> gr.Block
     examples = example_questions(live)
     placeholder = (
         "<b>Ask a question about the documents.</b><br>"
-        "The reply quotes the best-matching passage word for word, or says it isn't there."
+        "The reply quotes the best-matching passage word for word, or says it isn't there. "
+        "A short follow-up such as “and in men?” is searched with your previous question."
     )
 
     with gr.Blocks(title=page_title(live), analytics_enabled=False, fill_height=False) as app:
@@ -540,7 +643,8 @@ def build_app(settings: Settings, live: LiveRetriever | None = None) -> gr.Block
             label="Answers",
             show_label=False,
             elem_id="chat",
-            height=560,
+            height=None,  # grows with its messages: the page is the one scroll area
+            min_height=240,
             layout="panel",
             render_markdown=False,  # our HTML is already escaped; no Markdown on top
             latex_delimiters=[],  # "$x^2$" in a document stays "$x^2$"
@@ -551,24 +655,24 @@ def build_app(settings: Settings, live: LiveRetriever | None = None) -> gr.Block
             feedback_options=("Like", "Dislike"),
             placeholder=placeholder,
             examples=[{"text": q} for q in examples] or None,
-            autoscroll=True,
+            autoscroll=False,  # PAGE_JS brings each new reply's start into view instead
         )
-        with gr.Row(equal_height=True):
+        with gr.Row(equal_height=True, elem_id="qa-input"):
             question = gr.Textbox(
                 show_label=False,
-                placeholder="Ask a question, e.g. a follow-up like “and in men?”",
-                max_length=limit,
+                placeholder="Ask a question…",
                 lines=1,
                 max_lines=4,
                 scale=8,
+                min_width=120,
                 elem_id="question",
                 autofocus=True,
             )
-            ask_btn = gr.Button("Ask", variant="primary", scale=1, min_width=80, elem_id="ask")
+            ask_btn = gr.Button("Ask", variant="primary", scale=1, min_width=64, elem_id="ask")
             clear_btn = gr.Button(
-                "Clear", variant="secondary", scale=1, min_width=80, elem_id="clear"
+                "Clear", variant="secondary", scale=1, min_width=64, elem_id="clear"
             )
-        gr.HTML(f'<p class="qa-note">{esc(NOTE)}</p>', elem_id="qa-note")
+        gr.HTML(note_html(Scale.of(live.get())), elem_id="qa-note")
         state = gr.State(new_state())
         if gate.enabled:  # the panel exists only when an admin token is configured
             with gr.Accordion("Add documents", open=False, elem_id="qa-upload"):
@@ -602,8 +706,9 @@ def build_app(settings: Settings, live: LiveRetriever | None = None) -> gr.Block
         def respond(
             message: str, history: list[dict[str, Any]], st: dict[str, Any]
         ) -> tuple[str, list[dict[str, Any]], dict[str, Any]]:
-            history, st, _ = chat_turn(live, message, history, st, asker)
-            return "", history, st
+            history, st, answer = chat_turn(live, message, history, st, asker)
+            # A refused (over-long) question stays in the box, to be shortened.
+            return ("" if answer is not None else message), history, st
 
         def respond_example(
             history: list[dict[str, Any]], st: dict[str, Any], evt: gr.SelectData
@@ -637,14 +742,15 @@ def build_app(settings: Settings, live: LiveRetriever | None = None) -> gr.Block
         def ask(question: str, k: int = 3, previous: str = "") -> dict:
             """Answer one question: the `chatbot ask` JSON record plus "query" (the text searched).
 
-            Pass the previous question (or its "query") as `previous` to ask a follow-up.
+            Pass the previous question, as asked, as `previous` to ask a follow-up; it is
+            searched together with this one only (never with earlier questions).
             """
             question = (question or "").strip()
             previous = previous or ""
             try:
                 k = check_api_input(question, k, previous, limit)
-            except ValueError as exc:
-                raise gr.Error(str(exc)) from None
+            except ValueError as exc:  # the caller's mistake: a message, no traceback
+                raise gr.Error(str(exc), print_exception=False) from None
             query = followup_query(question, previous or None)
             return answer_payload(asker.ask(question, k=k, query=query))
 
@@ -690,7 +796,7 @@ def launch_options(
         "footer_links": ["api"],
         "theme": THEME,
         "css": CSS,
-        "js": COPY_JS,
+        "js": PAGE_JS,
         "head": f'<meta name="description" content="{meta}">',
     }
 

@@ -1,8 +1,8 @@
 """Settings: one home for configuration (defaults, then ``CHATBOT_*`` env vars, then CLI flags).
 
-Relative paths (``index``, ``corpus``, ``admin_token_file``) are relative to the working
-directory, as in git or pytest: run from the project root, the defaults ``corpus/`` and
-``index/`` are the project's own.
+Relative paths (``index``, ``corpus``, ``examples``, ``admin_token_file``) are relative to the
+working directory, as in git or pytest: run from the project root, the defaults ``corpus/``,
+``index/`` and ``examples.txt`` are the project's own.
 """
 
 from __future__ import annotations
@@ -23,6 +23,9 @@ class Settings:
 
     index: str = "index"
     corpus: str = "corpus"
+    # The chat's example questions, one a line; shown only if the index answers them
+    # (the "answer" tier), so another corpus shows none.
+    examples: str = "examples.txt"
     model: str = BUNDLED_MODEL
     backend: str = "openvino"  # what runs the model: "openvino" or "torch" (bench/README.md)
     max_chars: int = 500  # passage length bound (characters)
@@ -68,6 +71,10 @@ class Settings:
     @property
     def corpus_dir(self) -> Path:
         return self.path(self.corpus)
+
+    @property
+    def examples_path(self) -> Path:
+        return self.path(self.examples)
 
     def splitter_settings(self) -> dict[str, int]:
         """The settings that shape passages; recorded in the manifest."""

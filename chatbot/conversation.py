@@ -1,7 +1,9 @@
 """Follow-up questions: decide when a short question leans on the previous one.
 
 Only the *retrieval query* changes: ``"and in men?"`` after a question about osteoporosis in
-women is searched as both questions together. Nothing is generated; answers stay verbatim.
+women is searched as both questions together. A follow-up is combined with the previous
+question as the user asked it, never with the previous search text, so a run of follow-ups
+never snowballs into one long query. Nothing is generated; answers stay verbatim.
 """
 
 from __future__ import annotations
@@ -85,9 +87,11 @@ def is_followup(question: str) -> bool:
 def followup_query(question: str, previous: str | None) -> str:
     """The retrieval query for ``question``: ``previous + " " + question`` for a follow-up.
 
-    ``previous`` is the previous turn's query (which already carries its own context), or
-    ``None`` at the start of a conversation. A question that stands on its own is returned
-    unchanged, so a new topic is never mixed with the old one.
+    ``previous`` is the previous question as the user asked it (not the text searched for
+    it), or ``None`` at the start of a conversation: "A? what about the dose?" is followed by
+    "what about the dose? Is it safe?", never by a chain of every earlier question. A
+    question that stands on its own is returned unchanged, so a new topic is never mixed
+    with the old one.
     """
     question = question.strip()
     previous = (previous or "").strip()

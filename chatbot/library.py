@@ -68,8 +68,8 @@ class Chatbot:
     def ask(self, question: str, k: int | None = None, previous: str | None = None) -> Answer:
         """The best passages for ``question``, quoted verbatim, or an abstention.
 
-        ``previous`` (the previous question) makes a short follow-up such as "and in men?"
-        search both together, as the chat does.
+        ``previous`` (the previous question as asked, not its search text) makes a short
+        follow-up such as "and in men?" search both together, as the chat does.
         """
         from .conversation import followup_query
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
+from dataclasses import replace
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -14,7 +16,7 @@ from hypothesis import strategies as st
 
 from chatbot import app as chat_app
 from chatbot import service
-from chatbot.config import ABSTAIN_MESSAGE, Settings
+from chatbot.config import ABSTAIN_MESSAGE, PROJECT_ROOT, Settings
 from chatbot.types import Answer, Hit, Span
 
 HOSTILE = (
@@ -65,7 +67,9 @@ def parse(markup: str) -> CardParser:
     return p
 
 
-def make_hit(text: str, rank: int = 1, score: float = 0.8, span: Span | None = None) -> Hit:
+def make_hit(
+    text: str, rank: int = 1, score: float = 0.8, span: Span | None = None, confidence: float = 0.9
+) -> Hit:
     return Hit(
         rank=rank,
         passage_id=rank * 10,
@@ -76,10 +80,12 @@ def make_hit(text: str, rank: int = 1, score: float = 0.8, span: Span | None = N
         heading="Section <i>one</i>",
         score=score,
         highlight=span or Span(0, len(text)),
+        confidence=confidence,
     )
 
 
-def make_answer(hits: list[Hit], answered: bool = True, confidence: float = 0.9, **kw) -> Answer:
+def make_answer(hits: list[Hit], tier: str = "answer", confidence: float = 0.9, **kw) -> Answer:
+    answered = tier == "answer"
     return Answer(
         question=kw.pop("question", "what?"),
         answered=answered,
@@ -87,7 +93,17 @@ def make_answer(hits: list[Hit], answered: bool = True, confidence: float = 0.9,
         confidence=confidence,
         hits=hits,
         query=kw.pop("query", ""),
+        tier=tier,
     )
+
+
+SCALE = chat_app.Scale(threshold=0.5, possible=0.25)
+BADGE = re.compile(r'<span class="qa-badge[^"]*" title="([^"]*)">([^<]*)</span>')
+
+
+def badges(card: str) -> list[str]:
+    """The badge texts of a card, in order."""
+    return [text for _, text in BADGE.findall(card)]
 
 
 # ------------------------------------------------------------------ card HTML
@@ -97,25 +113,63 @@ def test_card_quotes_top_passage_verbatim_with_highlight_source_and_confidence()
     text = "First sentence here. The best sentence is this one. Last sentence."
     s = text.index("The best")
     e = text.index(" Last")
-    hits = [make_hit(text, span=Span(s, e))] + [
-        make_hit(f"Runner {i} text.", rank=i, score=0.5) for i in (2, 3, 4)
+    hits = [make_hit(text, span=Span(s, e), confidence=0.82)] + [
+        make_hit(f"Runner {i} text.", rank=i, score=1.5, confidence=c)
+        for i, c in ((2, 0.61), (3, 0.3), (4, 0.07))
     ]
-    card = chat_app.render_answer(make_answer(hits, confidence=0.82), threshold=0.5)
+    card = chat_app.render_answer(make_answer(hits, confidence=0.82), SCALE)
     p = parse(card)
     assert p.quotes[0] == text
     assert p.marks[0] == text[s:e]
-    assert "strong match 0.82" in card
+    assert 'class="qa-card qa-answered"' in card
     assert "docs/hostile &lt;b&gt;.md › Section &lt;i&gt;one&lt;/i&gt;" in card
     assert '<details class="qa-more"><summary>More passages (3)</summary>' in card
     assert p.quotes[1:] == ["Runner 2 text.", "Runner 3 text.", "Runner 4 text."]
     assert len(p.marks) == 1  # only the answer is highlighted
     assert "Copy quote" in card
     assert "<details open" not in card  # runner-ups start collapsed
+    # One scale: the answer and each runner-up with its own confidence; never the score.
+    assert badges(card) == [
+        "strong match 0.82",
+        "moderate match 0.61",
+        "weak match 0.30",
+        "poor match 0.07",
+    ]
+    assert "1.50" not in card and "relevance" not in card
+
+
+def test_every_badge_explains_the_number_in_its_tooltip() -> None:
+    hits = [make_hit("A.", confidence=0.7), make_hit("B.", rank=2, confidence=0.2)]
+    card = chat_app.render_answer(make_answer(hits, confidence=0.7), SCALE)
+    titles = [title for title, _ in BADGE.findall(card)]
+    assert len(titles) == 2 and len(set(titles)) == 1
+    legend = titles[0]
+    assert "chance (0 to 1) that the passage beside it answers your question" in legend
+    assert "strong from 0.80, moderate from 0.50, weak from 0.25, poor below" in legend
+    assert chat_app.esc(SCALE.legend()) == legend
+    assert chat_app.esc(SCALE.legend()) in chat_app.note_html(SCALE)
+
+
+def test_possible_answer_is_shown_expanded_and_marked_to_check() -> None:
+    hits = [make_hit("Maybe this <one>.", confidence=0.35, span=Span(0, 5))] + [
+        make_hit(f"Other {i}.", rank=i, confidence=0.2) for i in (2, 3)
+    ]
+    card = chat_app.render_answer(make_answer(hits, tier="possible", confidence=0.35), SCALE)
+    p = parse(card)
+    assert 'class="qa-card qa-possible"' in card
+    assert "May not answer your question — check the passage." in card
+    assert card.index("qa-possible-msg") < card.index("qa-quote")
+    assert p.quotes[0] == "Maybe this <one>." and "Source: " not in card  # CSS adds "Source:"
+    assert "docs/hostile &lt;b&gt;.md › Section" in card
+    assert card.index("qa-quote") < card.index("<details")  # the passage itself is not collapsed
+    assert '<details class="qa-more"><summary>More passages (2)</summary>' in card
+    assert badges(card) == ["weak match 0.35", "poor match 0.20", "poor match 0.20"]
+    assert ABSTAIN_MESSAGE not in chat_app.html.unescape(card)
 
 
 def test_runner_ups_are_capped() -> None:
     hits = [make_hit(f"Passage {i}.", rank=i) for i in range(1, 7)]
-    card = chat_app.render_answer(make_answer(hits), threshold=0.5, more=2)
+    card = chat_app.render_answer(make_answer(hits), SCALE, more=2)
     assert "More passages (2)" in card
     assert len(parse(card).quotes) == 3
 
@@ -123,7 +177,7 @@ def test_runner_ups_are_capped() -> None:
 def test_hostile_text_is_escaped_everywhere() -> None:
     hit = make_hit(HOSTILE, span=Span(7, 40))
     answer = make_answer([hit], question=HOSTILE, query=f"<b>prev</b> {HOSTILE}")
-    card = chat_app.render_answer(answer, threshold=0.5)
+    card = chat_app.render_answer(answer, SCALE)
     p = parse(card)
     assert p.quotes == [HOSTILE]
     assert set(p.tags) <= {"div", "span", "blockquote", "mark", "button", "p", "q"}
@@ -140,53 +194,87 @@ def test_hostile_text_is_escaped_everywhere() -> None:
     text=st.text(
         alphabet=st.sampled_from(list("ab <>&\"'/=$*[]()`\\\n\t.é€")), min_size=1, max_size=60
     ),
+    tier=st.sampled_from(["answer", "possible"]),
     data=st.data(),
 )
-def test_quote_round_trips_any_text_exactly(text: str, data: st.DataObject) -> None:
+def test_quote_round_trips_any_text_exactly(text: str, tier: str, data: st.DataObject) -> None:
     s = data.draw(st.integers(0, len(text) - 1))
     e = data.draw(st.integers(s + 1, len(text)))
-    card = chat_app.render_answer(make_answer([make_hit(text, span=Span(s, e))]), threshold=0.5)
-    p = parse(card)
+    answer = make_answer([make_hit(text, span=Span(s, e))], tier=tier)
+    p = parse(chat_app.render_answer(answer, SCALE))
     assert p.quotes == [text]
     assert p.marks == [text[s:e]]
 
 
 def test_bad_highlight_span_shows_the_passage_without_mark() -> None:
-    card = chat_app.render_answer(make_answer([make_hit("Short.", span=Span(3, 99))]), 0.5)
+    card = chat_app.render_answer(make_answer([make_hit("Short.", span=Span(3, 99))]), SCALE)
     assert parse(card).quotes == ["Short."]
     assert "<mark" not in card
 
 
-def test_abstention_shows_message_and_weak_matches_without_highlight() -> None:
-    hits = [make_hit(f"Weak {i} <x>.", rank=i, score=0.1) for i in (1, 2, 3, 4)]
-    card = chat_app.render_answer(make_answer(hits, answered=False, confidence=0.2), 0.5)
+def test_not_found_shows_message_and_nearest_passages_with_their_confidences() -> None:
+    hits = [
+        make_hit(f"Weak {i} <x>.", rank=i, score=2.0, confidence=c)
+        for i, c in ((1, 0.2), (2, 0.55), (3, 0.05), (4, 0.01))
+    ]
+    card = chat_app.render_answer(make_answer(hits, tier="none", confidence=0.2), SCALE)
     assert f'<p class="qa-abstain-msg">{chat_app.esc(ABSTAIN_MESSAGE)}</p>' in card
-    assert "weak matches" in card and "weak match 0.10" in card
-    assert "<mark" not in card and "strong match" not in card and "Copy quote" not in card
+    assert '<details class="qa-nearest"><summary>Nearest passages (3)</summary>' in card
+    assert badges(card) == ["poor match 0.20", "moderate match 0.55", "poor match 0.05"]
+    assert "<mark" not in card and "Copy quote" not in card and "qa-conf" not in card
+    assert "2.00" not in card
     assert parse(card).quotes == ["Weak 1 <x>.", "Weak 2 <x>.", "Weak 3 <x>."]
 
 
-def test_abstention_without_hits_is_just_the_message() -> None:
-    card = chat_app.render_answer(make_answer([], answered=False, confidence=0.0), 0.5)
-    assert parse(card).quotes == []
-    assert "".join(parse(card).text) == ABSTAIN_MESSAGE
+def test_not_found_without_hits_is_just_the_message() -> None:
+    for tier in ("none", "possible", "answer"):  # no passage: nothing to show but the message
+        card = chat_app.render_answer(make_answer([], tier=tier, confidence=0.0), SCALE)
+        assert parse(card).quotes == []
+        assert "".join(parse(card).text) == ABSTAIN_MESSAGE
 
 
 def test_followup_query_is_shown_only_when_it_differs() -> None:
     hit = make_hit("Text.")
-    same = chat_app.render_answer(make_answer([hit], question="q?", query="q?"), 0.5)
+    same = chat_app.render_answer(make_answer([hit], question="q?", query="q?"), SCALE)
     assert "Searched for" not in same
-    other = chat_app.render_answer(make_answer([hit], question="and <b>?", query="p and <b>?"), 0.5)
+    other = chat_app.render_answer(
+        make_answer([hit], question="and <b>?", query="p and <b>?"), SCALE
+    )
     assert "Searched for" in other and "p and &lt;b&gt;?" in other
 
 
 @pytest.mark.parametrize(
-    ("confidence", "threshold", "words"),
-    [(0.95, 0.5, "strong match"), (0.8, 0.5, "strong match"), (0.6, 0.5, "moderate match")]
-    + [(0.49, 0.5, "weak match"), (0.85, 0.9, "weak match"), (0.92, 0.9, "strong match")],
+    ("confidence", "threshold", "possible", "words"),
+    [
+        (0.95, 0.5, 0.25, "strong match"),
+        (0.8, 0.5, 0.25, "strong match"),
+        (0.6, 0.5, 0.25, "moderate match"),
+        (0.5, 0.5, 0.25, "moderate match"),
+        (0.49, 0.5, 0.25, "weak match"),
+        (0.25, 0.5, 0.25, "weak match"),
+        (0.24, 0.5, 0.25, "poor match"),
+        (0.85, 0.9, 0.6, "weak match"),
+        (0.92, 0.9, 0.6, "strong match"),
+        (0.3, 0.5, 0.5, "poor match"),  # no possible tier: no "weak" band
+    ],
 )
-def test_confidence_words(confidence: float, threshold: float, words: str) -> None:
-    assert chat_app.confidence_words(confidence, threshold) == words
+def test_confidence_words_follow_the_tiers(
+    confidence: float, threshold: float, possible: float, words: str
+) -> None:
+    assert chat_app.Scale(threshold, possible).words(confidence) == words
+
+
+def test_legend_names_only_the_bands_that_exist() -> None:
+    assert "moderate" not in chat_app.Scale(0.9, 0.6).legend()
+    assert "strong from 0.90, weak from 0.60, poor below" in chat_app.Scale(0.9, 0.6).legend()
+    assert "weak" not in chat_app.Scale(0.5, 0.5).legend()
+
+
+def test_scale_of_a_retriever_uses_its_thresholds() -> None:
+    class R:
+        threshold, possible_threshold = 0.6, 0.3
+
+    assert chat_app.Scale.of(R()) == chat_app.Scale(0.6, 0.3)
 
 
 def test_answer_payload_is_the_cli_record_plus_query() -> None:
@@ -277,8 +365,10 @@ def test_api_returns_cli_record_plus_query_and_supports_followups(fake_index: Se
     assert len(follow["passages"]) == 2
     with pytest.raises(gr.Error):
         ask(q, 0)
-    with pytest.raises(gr.Error):
-        ask("x" * (fake_index.max_question_chars + 1))
+    limit = fake_index.max_question_chars
+    with pytest.raises(gr.Error) as refused:
+        ask("x" * (limit + 1))
+    assert refused.value.message == chat_app.too_long_message(limit + 1, limit)
 
 
 def test_chat_turn_renders_escaped_history_and_records_turns(fake_index: Settings) -> None:
@@ -305,14 +395,77 @@ def test_chat_turn_renders_escaped_history_and_records_turns(fake_index: Setting
     assert none is None and same == history and same_state["turns"] == state["turns"]
 
 
-def test_off_topic_question_abstains_in_the_chat(fake_index: Settings) -> None:
+@pytest.mark.parametrize(
+    ("threshold", "possible", "tier", "css"),
+    [
+        (0.0, 0.0, "answer", "qa-answered"),
+        (1.01, 0.0, "possible", "qa-possible"),
+        (1.01, 1.01, "none", "qa-abstained"),
+    ],
+)
+def test_chat_turn_renders_the_tier_the_thresholds_give(
+    fake_index: Settings, threshold: float, possible: float, tier: str, css: str
+) -> None:
+    settings = replace(fake_index, threshold=threshold, possible_threshold=possible)
+    live = service.LiveRetriever(settings)
+    history, state, answer = chat_app.chat_turn(live, "Who won the 1998 world cup?", [], None)
+    assert answer is not None and answer.tier == tier and answer.answered == (tier == "answer")
+    card = history[1]["content"]
+    assert f'class="qa-card {css}"' in card
+    assert state["turns"]["1"]["tier"] == tier
+    assert (chat_app.esc(ABSTAIN_MESSAGE) in card) == (tier == "none")
+    assert (chat_app.POSSIBLE_MESSAGE in card) == (tier == "possible")
+    expected = [
+        f"{chat_app.Scale.of(live.get()).words(h.confidence)} {h.confidence:.2f}"
+        for h in answer.hits[:3]
+    ]
+    assert badges(card) == expected  # every passage shown, with its own confidence
+
+
+def test_chat_follow_ups_combine_with_the_previous_question_only(fake_index: Settings) -> None:
     live = service.LiveRetriever(fake_index)
-    history, _, answer = chat_app.chat_turn(live, "Who won the 1998 world cup final?", [], None)
-    assert answer is not None and not answer.answered
-    assert chat_app.esc(ABSTAIN_MESSAGE) in history[1]["content"]
+    history, state = [], chat_app.new_state()
+    queries = []
+    for question in ["How much calcium do adults need?", "and in children?", "what about tea?"]:
+        history, state, answer = chat_app.chat_turn(live, question, history, state)
+        assert answer is not None
+        queries.append(answer.query)
+    assert queries == [
+        "How much calcium do adults need?",
+        "How much calcium do adults need? and in children?",
+        "and in children? what about tea?",  # not the whole chain
+    ]
+    assert state["last_question"] == "what about tea?"
 
 
-def test_header_examples_and_title_describe_the_corpus(fake_index: Settings) -> None:
+def test_over_long_question_gets_one_inline_message_and_no_answer(fake_index: Settings) -> None:
+    live = service.LiveRetriever(replace(fake_index, max_question_chars=100))
+    history, state, _ = chat_app.chat_turn(live, "How much calcium?", [], None)
+    question = "calcium " * 625  # 5,000 characters less the final space
+    longer, after, answer = chat_app.chat_turn(live, question, history, state)
+    assert answer is None
+    assert longer[:2] == history and len(longer) == 3
+    assert longer[2] == {
+        "role": "assistant",
+        "content": '<div class="qa-notice">Your question is 4,999 characters; the limit is 100. '
+        "Please shorten it.</div>",
+    }
+    assert after["last_question"] == "How much calcium?" and after["turns"] == state["turns"]
+    # The next follow-up still leans on the last question actually asked.
+    _, _, follow = chat_app.chat_turn(live, "and in children?", longer, after)
+    assert follow is not None and follow.query == "How much calcium? and in children?"
+
+
+def test_over_long_question_stays_in_the_box(fake_index: Settings) -> None:
+    app = chat_app.build_app(replace(fake_index, max_question_chars=100))
+    respond = next(f for f in app.fns.values() if f.name == "respond").fn
+    box, history, _ = respond("x" * 101, [], chat_app.new_state())
+    assert box == "x" * 101 and len(history) == 1
+    box, history, _ = respond("How much calcium?", [], chat_app.new_state())
+    assert box == "" and len(history) == 2
+
+
+def test_header_and_title_describe_the_corpus(fake_index: Settings) -> None:
     live = service.LiveRetriever(fake_index)
     docs, passages = chat_app.corpus_counts(live)
     assert docs == 2 and passages == len(live.get().index.passages)
@@ -320,8 +473,49 @@ def test_header_examples_and_title_describe_the_corpus(fake_index: Settings) -> 
     assert f"{docs} documents" in header and f"{passages} passage" in header
     assert "Bone health" in header and "Green Tea" in header
     assert f"{docs} documents, {passages} passage" in chat_app.page_title(live)
-    for q in chat_app.example_questions(live):
-        assert live.get().ask(q).answered
+
+
+def test_examples_file_lines(tmp_path: Path) -> None:
+    path = tmp_path / "examples.txt"
+    path.write_text("  How much  calcium?\n\n# a comment\n" + "x" * 30 + "\nWhy?\n")
+    assert chat_app.read_examples(path, 20) == ["How much calcium?", "Why?"]
+    assert chat_app.read_examples(tmp_path / "missing.txt", 20) == []
+    path.write_bytes(b"\xff\xfe\x00bad")
+    assert chat_app.read_examples(path, 20) == []
+
+
+ANSWERED = "How much calcium do adults need per day?"
+OFF_TOPIC = "Who won the 1998 world cup final?"
+
+
+def test_examples_are_the_questions_the_index_answers(fake_index: Settings, tmp_path: Path) -> None:
+    path = tmp_path / "examples.txt"
+    path.write_text(f"{OFF_TOPIC}\n{ANSWERED}\n")
+    settings = replace(fake_index, examples=str(path), threshold=0.5, possible_threshold=0.0)
+    live = service.LiveRetriever(settings)
+    tiers = {q: live.get().ask(q).tier for q in (OFF_TOPIC, ANSWERED)}
+    assert tiers == {OFF_TOPIC: "possible", ANSWERED: "answer"}
+    assert chat_app.example_questions(live) == [ANSWERED]  # "possible" is not enough
+    never = service.LiveRetriever(replace(settings, threshold=1.01))
+    assert chat_app.example_questions(never) == []
+    always = service.LiveRetriever(replace(settings, threshold=0.0))
+    assert chat_app.example_questions(always) == [OFF_TOPIC, ANSWERED]
+    assert chat_app.example_questions(always, limit=1) == [OFF_TOPIC]
+    missing = service.LiveRetriever(replace(settings, examples=str(tmp_path / "none.txt")))
+    assert chat_app.example_questions(missing) == []
+
+
+def test_the_shipped_examples_are_not_shown_for_another_corpus(fake_index: Settings) -> None:
+    settings = replace(fake_index, examples=str(PROJECT_ROOT / "examples.txt"))
+    assert 3 <= len(chat_app.read_examples(settings.examples_path, 2000)) <= 5
+    assert chat_app.example_questions(service.LiveRetriever(settings)) == []
+
+
+def test_no_examples_are_made_from_headings(fake_index: Settings, tmp_path: Path) -> None:
+    settings = replace(fake_index, examples=str(tmp_path / "none.txt"), threshold=0.0)
+    app = chat_app.build_app(settings)
+    chat = next(b for b in app.blocks.values() if getattr(b, "elem_id", None) == "chat")
+    assert not chat.examples
 
 
 def test_launch_options_bind_locally_without_sharing(fake_index: Settings) -> None:

@@ -56,12 +56,28 @@ def test_no_previous_question_means_no_context(previous: str | None) -> None:
     assert followup_query("and in men?", previous) == "and in men?"
 
 
-def test_whitespace_is_trimmed_and_chains_keep_the_topic() -> None:
-    first = followup_query("  and in men?  ", f"  {PREVIOUS}\n")
-    assert first == f"{PREVIOUS} and in men?"
-    # The app passes the previous *query*, so a chain of follow-ups keeps the topic.
-    second = followup_query("what about the dose?", first)
-    assert second == f"{PREVIOUS} and in men? what about the dose?"
+def test_whitespace_is_trimmed() -> None:
+    assert followup_query("  and in men?  ", f"  {PREVIOUS}\n") == f"{PREVIOUS} and in men?"
+
+
+def test_followups_combine_with_the_previous_question_only() -> None:
+    """Each turn passes the previous question as asked, so follow-ups never snowball."""
+    questions = [
+        "Is vitamin K2 approved in Japan?",
+        "what about the dose?",
+        "Is it safe in pregnancy?",
+        "Why?",
+    ]
+    queries, previous = [], None
+    for question in questions:
+        queries.append(followup_query(question, previous))
+        previous = question
+    assert queries == [
+        "Is vitamin K2 approved in Japan?",
+        "Is vitamin K2 approved in Japan? what about the dose?",
+        "what about the dose? Is it safe in pregnancy?",
+        "Is it safe in pregnancy? Why?",
+    ]
 
 
 def test_empty_and_punctuation_only_questions_are_not_followups() -> None:
