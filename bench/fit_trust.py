@@ -9,9 +9,10 @@ answers: covers half a gold span for SQuAD/COVID-QA, holds an expected text for 
 
 Fitted on (``../shared/README.md``): the SQuAD dev *fit half* (first 24 articles, all 48
 indexed), the same questions with their own article masked (nothing answers: every label 0),
-and the vitamin K2 dev questions (bench/k2_questions.jsonl, weighted up to a third of the
-total). Reported on: the SQuAD *evaluation half*, COVID-QA's evaluation half and the K2
-held-out file (bench/k2_heldout.jsonl), which the fit never sees. ``--write`` saves the model.
+COVID-QA's development half (first 49 articles, all 98 indexed) and the vitamin K2 dev
+questions (bench/k2_questions.jsonl, weighted to a third of the total). Reported on: the SQuAD
+*evaluation half*, COVID-QA's evaluation half and the K2 held-out file
+(bench/k2_heldout.jsonl), which the fit never sees. ``--write`` saves the model.
 
 Features are cached in ``--cache`` (a folder, one .npz per source: squad, covid, k2) keyed by
 nothing but the file name: delete them after changing the features, the ranking or the
@@ -34,6 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from chatbot import service  # noqa: E402
+from chatbot.calibration import reliability, risk_coverage  # noqa: E402
 from chatbot.config import Settings  # noqa: E402
 from chatbot.embedder import get_embedder  # noqa: E402
 from chatbot.evaluate import matches  # noqa: E402
@@ -47,6 +49,7 @@ COVID = SHARED / "covid-qa" / "200423_covidQA.json"
 SQUAD_FIT = 24  # articles 0..23 are the fit half
 COVID_DEV = 49  # articles 0..48 may be used for development
 K = 3
+FIT_SPLITS = ("squad-fit", "covid-fit", "k2-dev")  # rows the model is fitted on
 
 
 def head_rows(r: Retriever, question: str, vec, tokens, mask=None):
@@ -75,13 +78,13 @@ def collect_squad(name: str, path: Path, index_dir: Path | None, dev: int, maske
     queries = [r.spell(q.question) for q in questions]
     qvecs, qtokens = emb.encode_with_tokens(queries)
     out = []
+    src = np.array([index.passage(i).source for i in range(index.size)])
     for n, (q, query, v, t) in enumerate(zip(questions, queries, qvecs, qtokens, strict=True)):
         split = "fit" if int(q.source[:3]) < dev else "eval"
         ids, x = head_rows(r, query, v, t)
-        y = [covers(index.passages[i].source, *_span(index, i), q) for i in ids]
+        y = [covers(src[i], *_span(index, i), q) for i in ids]
         out.append((f"{name}-{split}", n, x, np.array(y, np.int8)))
         if masked and split == "fit":
-            src = np.array([p.source for p in index.passages])
 
             def other(cand, src=src, s=q.source):
                 return src[cand] != s
@@ -92,7 +95,7 @@ def collect_squad(name: str, path: Path, index_dir: Path | None, dev: int, maske
 
 
 def _span(index, i):
-    p = index.passages[int(i)]
+    p = index.passage(int(i))
     return p.start, p.end
 
 
@@ -149,10 +152,14 @@ def save(rows, path: Path) -> None:
 
 
 def load(path: Path):
+    """Rows saved by :func:`save`."""
     d = np.load(path)
     offs = np.concatenate([[0], np.cumsum(d["sizes"])])
+    X = d["X"]
+    if X.shape[1] != len(FEATURES):
+        raise SystemExit(f"{path}: features of an older version; delete it to collect again")
     return [
-        (str(s), int(q), d["X"][a:b], d["y"][a:b])
+        (str(s), int(q), X[a:b], d["y"][a:b])
         for s, q, a, b in zip(d["split"], d["qid"], offs[:-1], offs[1:], strict=True)
     ]
 
@@ -161,7 +168,7 @@ def fit(rows, C: float, k2_share: float = 1 / 3) -> TrustModel:
     """Logistic regression on the fit rows (SQuAD fit half, masked copies, K2 dev)."""
     from sklearn.linear_model import LogisticRegression
 
-    use = [r for r in rows if r[0].startswith(("squad-fit", "k2-dev")) and len(r[3])]
+    use = [r for r in rows if r[0].startswith(FIT_SPLITS) and len(r[3])]
     X = np.concatenate([r[2] for r in use])
     y = np.concatenate([r[3] for r in use])
     k2 = np.concatenate([np.full(len(r[3]), r[0].startswith("k2")) for r in use])
@@ -196,7 +203,9 @@ def ece(conf: np.ndarray, right: np.ndarray, bins: int = 10) -> float:
     )
 
 
-def report(model: TrustModel, rows, thresholds=(0.5, 0.25)) -> None:
+def report(model: TrustModel, rows, thresholds: tuple[float, float]) -> None:
+    """Per split: hit@1 before/after re-ordering, hit@3, ECE of the top passage, tier shares
+    at ``thresholds`` (answer, possible), and right top passages left in *not found*."""
     splits = sorted({r[0] for r in rows})
     print(f"{'split':<22}{'n':>6}{'hit@1 was':>10}{'hit@1':>8}{'hit@3':>7}{'ECE':>7}", end="")
     print(f"{'answer':>8}{'ans.right':>10}{'possible':>9}{'none':>6}{'none.right':>11}")
@@ -215,6 +224,17 @@ def report(model: TrustModel, rows, thresholds=(0.5, 0.25)) -> None:
             f"{right[ans].mean() if ans.any() else float('nan'):>10.3f}"
             f"{(~ans & ~none).mean():>9.3f}{none.mean():>6.3f}{int(right[none].sum()):>11}"
         )
+
+
+def risk_table(model: TrustModel, rows, splits: tuple[str, ...], thresholds) -> None:
+    """Risk–coverage of the top passage on ``splits`` (answerable and not): at each
+    threshold, the share of questions at or above it and the share of those wrong."""
+    rs = [r for r in rows if r[0].startswith(splits) and len(r[3])]
+    t = np.array([top(model, r[2], r[3]) for r in rs])
+    print(f"risk-coverage on {', '.join(splits)} ({len(rs)} questions)")
+    print(f"{'threshold':>10}{'coverage':>10}{'risk':>7}{'count':>7}")
+    for row in risk_coverage(t[:, 0], t[:, 1].astype(bool), thresholds):
+        print(f"{row.threshold:>10.2f}{row.coverage:>10.3f}{row.risk:>7.3f}{row.count:>7}")
 
 
 def main() -> None:
@@ -252,12 +272,23 @@ def main() -> None:
         if not path.exists():
             save(collect(), path)
         rows += load(path)
+    settings = Settings.from_env()
     model = fit(rows, args.C, args.k2_share)
     print("weights (standardised features):")
     for name, c in sorted(zip(FEATURES, model.coef, strict=True), key=lambda t: -abs(t[1])):
         print(f"  {name:<12}{c:>8.3f}")
     print(f"  {'bias':<12}{model.bias:>8.3f}")
-    report(model, rows)
+    report(model, rows, (settings.threshold, settings.possible_threshold))
+    grid = [round(0.05 * i, 2) for i in range(2, 20)]
+    risk_table(model, rows, ("k2-dev",), grid)
+    risk_table(model, rows, ("squad-fit",), grid)
+    rs = [r for r in rows if r[0] == "squad-eval" and len(r[3])]
+    t = np.array([top(model, r[2], r[3]) for r in rs])
+    rel = reliability(t[:, 0], t[:, 1].astype(bool))
+    print(f"reliability of the top passage, SQuAD evaluation half (ECE {rel.ece:.3f})")
+    print(f"{'bin':>12}{'count':>7}{'predicted':>11}{'observed':>10}")
+    for b in rel.bins:
+        print(f"{b.lower:>5.1f}–{b.upper:<5.1f}{b.count:>8}{b.predicted:>11.3f}{b.observed:>10.3f}")
     if args.write:
         MODEL_FILE.write_text(json.dumps(model.to_json(), indent=1) + "\n", encoding="utf-8")
         print(f"wrote {MODEL_FILE}")

@@ -70,8 +70,8 @@ class Scale:
     """The one scale every number in the chat is on: a passage's confidence (the calibrated
     chance that it answers the question), worded from the same bounds as the tiers."""
 
-    threshold: float = 0.5  # the answer tier
-    possible: float = 0.25  # the possible tier
+    threshold: float = Settings.threshold  # the answer tier
+    possible: float = Settings.possible_threshold  # the possible tier
 
     @classmethod
     def of(cls, retriever: Any) -> Scale:

@@ -32,6 +32,7 @@ from typing import Any, NamedTuple
 
 from .batchio import record_tier
 from .calibration import DEFAULT_BINS, Reliability, RiskCoverage, reliability, risk_coverage
+from .config import Settings
 from .files import atomic_write
 from .types import TIERS
 
@@ -243,7 +244,12 @@ class Evaluation:
     ``possible_threshold`` None: not known, left out of the report.
     """
 
-    def __init__(self, threshold: float = 0.5, k: int = 3, possible_threshold: float | None = None):
+    def __init__(
+        self,
+        threshold: float = Settings.threshold,
+        k: int = 3,
+        possible_threshold: float | None = None,
+    ):
         self.threshold = float(threshold)
         self.possible_threshold = None if possible_threshold is None else float(possible_threshold)
         self.k = max(int(k), 1)

@@ -346,35 +346,37 @@ def test_resume_needs_out(fake_index: Settings, capsys: pytest.CaptureFixture[st
 
 # eval.jsonl against the fake index (ranks of the first passage containing an expected text):
 #   A  rank 1, high confidence, answered     -> right
-#   B  rank 2, high confidence, answered     -> wrong (top passage is the brewing one)
+#   B  rank 3, high confidence, answered     -> wrong (top passage is the brewing one)
 #   E  no expected answer                    -> only counted
-#   F  rank 2, low confidence, abstained     -> correctly abstained (top passage wrong)
-#   G  no match, low confidence, abstained   -> correctly abstained
-# hit@1 = 1/4, hit@3 = 3/4, MRR = (1 + 1/2 + 1/2 + 0) / 4 = 0.5, abstain rate = 2/4,
-# accuracy at 0.5 = 3/4; answering only at A's confidence or above would be right on all four
-# (A is the only right top passage and the most confident), so that is the best threshold.
-# F and G are not found (below the possible threshold 0.25), both with a wrong top passage.
-# Calibration: A and B share the 0.9-1.0 bin (one right: observed 0.5), F and G a bin below
-# 0.25 (none right), so ECE = 2/4 * |0.5 - mean(A, B)| + 2/4 * mean(F, G).
+#   F  rank 1, middling confidence           -> a possible answer, right (not answered)
+#   G  no match, low confidence, abstained   -> not found, correctly
+# hit@1 = 2/4, hit@3 = 3/4, MRR = (1 + 1/3 + 1 + 0) / 4 = 0.583, abstain rate = 2/4,
+# accuracy at the answer threshold = 2/4 (B answered wrong, F's right passage not answered).
+# Answering from A's confidence (A only) or from F's (A, B, F) are both right on 3 of 4; the
+# higher threshold wins the tie, so A's is the best threshold.
+# Calibration: A and B share the 0.9-1.0 bin (one right: observed 0.5); F (right) and G
+# (wrong) are each alone in a bin, so ECE = 2/4 * |0.5 - mean(A, B)| + 1/4 * (1 - F) + 1/4 * G.
 def expected_table(records: list[dict]) -> list[tuple[str, str]]:
     confidence = {r["id"]: r["confidence"] for r in records}
     assert confidence["A"] > max(confidence["B"], confidence["F"], confidence["G"])
     assert min(confidence["A"], confidence["B"]) >= 0.9
-    assert int(confidence["F"] * 10) == int(confidence["G"] * 10) < 2
+    possible = Settings.possible_threshold
+    assert Settings.threshold > confidence["F"] >= possible > confidence["G"]
+    assert int(confidence["F"] * 10) != int(confidence["G"] * 10)
     ece = abs(0.5 - (confidence["A"] + confidence["B"]) / 2) / 2
-    ece += (confidence["F"] + confidence["G"]) / 4
+    ece += (1 - confidence["F"] + confidence["G"]) / 4
     return [
         ("questions evaluated", "4"),
-        ("hit@1", "0.250"),
+        ("hit@1", "0.500"),
         ("hit@3", "0.750"),
-        ("MRR", "0.500"),
+        ("MRR", "0.583"),
         ("abstain rate", "0.500"),
         ("answered right", "1"),
         ("answered wrong", "1"),
-        ("possible answer right / wrong", "0 / 0"),
-        ("not found, top right / wrong", "0 / 2"),
-        ("accuracy (threshold 0.500)", "0.750"),
-        ("best threshold", f"{confidence['A']:.3f} (accuracy 1.000)"),
+        ("possible answer right / wrong", "1 / 0"),
+        ("not found, top right / wrong", "0 / 1"),
+        (f"accuracy (threshold {Settings.threshold:.3f})", "0.500"),
+        ("best threshold", f"{confidence['A']:.3f} (accuracy 0.750)"),
         ("calibration error (ECE, 10 bins)", f"{ece:.3f}"),
         ("without expected answer", "1"),
     ]
@@ -399,7 +401,7 @@ def test_evaluation_table_on_stderr(
         ("A", True, "answer"),
         ("B", True, "answer"),
         ("E", True, "answer"),
-        ("F", False, "none"),
+        ("F", False, "possible"),
         ("G", False, "none"),
     ]
     assert _table(err) == expected_table(records)
@@ -423,21 +425,23 @@ def test_report(fake_index: Settings, tmp_path: Path, capsys: pytest.CaptureFixt
     assert '<img src="data:image/png;base64,iVBOR' in page
     tiers = page.split("<h2>Tiers</h2>")[1].split("<h2>")[0]
     assert "<tr><td>answer</td>" + _num("1", "1", "2") + "</tr>" in tiers
-    assert "<tr><td>possible answer</td>" + _num("0", "0", "0") + "</tr>" in tiers
-    assert "<tr><td>not found</td>" + _num("0", "2", "2") + "</tr>" in tiers
+    assert "<tr><td>possible answer</td>" + _num("1", "0", "1") + "</tr>" in tiers
+    assert "<tr><td>not found</td>" + _num("0", "1", "1") + "</tr>" in tiers
     calibration = page.split("<h2>Calibration</h2>")[1].split("<h2>")[0]
     ece = dict(expected_table(_records(out)))["calibration error (ECE, 10 bins)"]
     assert f"<strong>ECE {ece}</strong> over 4 questions" in calibration
     assert "<td>0.9&ndash;1.0</td>" + _num("2") in calibration  # A and B
-    # At 0.25 and 0.5 only A and B are answered (half the questions), one of them wrong.
-    assert "<tr>" + _num("0.500", "2", "0.500", "0.500") + "<td>answer threshold</td>" in page
-    assert "<tr>" + _num("0.250", "2", "0.500", "0.500") + "<td>possible threshold</td>" in page
-    assert "<tr>" + _num("0.100", "4", "1.000", "0.750") + "<td></td>" in page
+    # From the answer threshold only A and B are covered (half the questions), one of them
+    # wrong; from the possible threshold F (right) too; from 0.1 all four, B and G wrong.
+    t, p = f"{Settings.threshold:.3f}", f"{Settings.possible_threshold:.3f}"
+    assert "<tr>" + _num(t, "2", "0.500", "0.500") + "<td>answer threshold</td>" in page
+    assert "<tr>" + _num(p, "3", "0.750", "0.333") + "<td>possible threshold</td>" in page
+    assert "<tr>" + _num("0.100", "4", "1.000", "0.500") + "<td></td>" in page
     questions = page.split("<h2>Questions</h2>")[1]
     assert [m for m in re.findall(r'<tr class="([\w-]+)">', questions)] == [
         "right",
         "wrong",
-        "abstained",
+        "possible-right",
         "abstained",
     ]
     assert "Mona Lisa" in questions and "walking || strolling" in questions
@@ -453,8 +457,9 @@ def test_possible_tier_in_outputs_and_report(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """With the possible threshold below F's and G's confidence, they are possible answers:
-    not answered (the abstain rate is unchanged), shown with their tier everywhere."""
+    """With the possible threshold below F's and G's confidence, they are possible answers
+    (F's right, G's wrong): not answered (the abstain rate is unchanged), shown with their
+    tier everywhere."""
     monkeypatch.setenv("CHATBOT_POSSIBLE_THRESHOLD", "0.1")
     report = tmp_path / "report.html"
     out = tmp_path / "answers.csv"
@@ -462,7 +467,7 @@ def test_possible_tier_in_outputs_and_report(
     assert _ask(fake_index, questions, "--out", str(out), "--report", str(report)) == 0
     table = dict(_table(capsys.readouterr().err))
     assert table["abstain rate"] == "0.500"
-    assert table["possible answer right / wrong"] == "0 / 2"
+    assert table["possible answer right / wrong"] == "1 / 1"
     assert table["not found, top right / wrong"] == "0 / 0"
     with out.open(encoding="utf-8", newline="") as fh:
         rows = list(csv.DictReader(fh))
@@ -474,17 +479,18 @@ def test_possible_tier_in_outputs_and_report(
         ("G", "false", "possible"),
     ]
     page = report.read_text(encoding="utf-8")
-    assert "<tr><td>possible answer</td>" + _num("0", "2", "2") + "</tr>" in page
-    assert "<tr>" + _num("0.100", "4", "1.000", "0.750") + "<td>possible threshold</td>" in page
+    assert "<tr><td>possible answer</td>" + _num("1", "1", "2") + "</tr>" in page
+    assert "<tr>" + _num("0.100", "4", "1.000", "0.500") + "<td>possible threshold</td>" in page
     listed = page.split("<h2>Questions</h2>")[1]
     assert re.findall(r'<tr class="([\w-]+)">', listed) == [
         "right",
         "wrong",
-        "possible-wrong",
+        "possible-right",
         "possible-wrong",
     ]
     assert listed.count("<td>possible answer</td>") == 2
-    assert listed.count("<td>possible, wrong</td>") == 2
+    assert listed.count("<td>possible, right</td>") == 1
+    assert listed.count("<td>possible, wrong</td>") == 1
 
 
 def test_threshold_flag(fake_index: Settings, capsys: pytest.CaptureFixture[str]) -> None:
@@ -493,8 +499,8 @@ def test_threshold_flag(fake_index: Settings, capsys: pytest.CaptureFixture[str]
     assert all(r["answered"] for r in _records(out))
     table = dict(_table(err))
     assert table["abstain rate"] == "0.000"
-    assert table["answered wrong"] == "3"
-    assert table["accuracy (threshold 0.000)"] == "0.250"
+    assert table["answered wrong"] == "2"
+    assert table["accuracy (threshold 0.000)"] == "0.500"
 
 
 def test_report_without_expected(

@@ -60,6 +60,7 @@ def _features(per_word: np.ndarray, texts: list[str], question: str = "How much 
         texts,
         [{"need"}] * n,
         {"need": 2.0},
+        100,
     )
 
 

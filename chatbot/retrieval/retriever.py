@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..config import ABSTAIN_MESSAGE
+from ..config import ABSTAIN_MESSAGE, Settings
 from ..embedder import Embedder, TokenVectors
 from ..index import Index
 from ..lexical import tokenize
@@ -33,10 +33,10 @@ class Retriever:
         self,
         index: Index,
         embedder: Embedder,
-        threshold: float = 0.5,
+        threshold: float = Settings.threshold,
         fusion: Fusion = Fusion(),
         max_word_chars: int = MAX_WORD_CHARS,
-        possible_threshold: float = 0.25,
+        possible_threshold: float = Settings.possible_threshold,
         trust_model: TrustModel | None | object = DEFAULT,
     ) -> None:
         """``threshold`` and ``possible_threshold`` bound the tiers (:func:`tier_of`);
@@ -207,6 +207,7 @@ class Retriever:
             texts,
             terms,
             idf,
+            self.index.size,
         )
 
     def spell(self, query: str) -> str:

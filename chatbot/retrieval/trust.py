@@ -44,7 +44,7 @@ _TIME_Q = re.compile(r"\bwhen\b|\b(what|which) (year|date|month|decade|century)\
 _WHO_Q = re.compile(r"^\s*(who|whom|whose)\b|\b(who|whom|whose)\b", re.I)
 _CAPITAL = re.compile(r"\b[A-Z][\w-]*")
 
-FEATURES = (
+BASE_FEATURES = (
     "fused",  # the evidence mix (passage, sentence cosine, BM25)
     "dense",  # cosine(question, passage)
     "sentence",  # best cosine(question, one sentence)
@@ -67,7 +67,22 @@ FEATURES = (
     "who",  # question asks who and the passage names someone (a capitalised word)
     "length",  # log(passage characters)
     "qwords",  # log(1 + question content words)
+    "corpus",  # log(1 + passages indexed): scores spread differently in a tiny corpus
 )
+# Each of these also relative to the best of the head (value minus the head's largest), so
+# the model can tell "best on this evidence" from "good on it".
+RELATIVE = ("dense", "sentence", "lexical", "token", "specific", "gspecific", "coverage")
+FEATURES = BASE_FEATURES + tuple(f"{name}_rel" for name in RELATIVE)
+_REL_COLUMNS = [BASE_FEATURES.index(name) for name in RELATIVE]
+
+
+def with_relative(x: np.ndarray) -> np.ndarray:
+    """``x`` (head candidates, :data:`BASE_FEATURES`) with the :data:`RELATIVE` columns
+    appended as differences from their largest value in the head."""
+    rel = x[:, _REL_COLUMNS]
+    if len(x):
+        rel = rel - rel.max(axis=0)
+    return np.concatenate([x, rel], axis=1)
 
 
 @dataclass(frozen=True)
@@ -187,15 +202,17 @@ def candidate_features(
     texts: Sequence[str],
     terms: Sequence[set[str]],
     idf: dict[str, float],
+    corpus_passages: int,
 ) -> np.ndarray:
     """(candidates, :data:`FEATURES`) for the head of one question's ranking, best first.
 
     Arrays are aligned with the head; ``per_word`` is (question words, candidates) token
     match, ``weights`` the words' specificity, ``scores`` the ranking scores, ``texts`` and
-    ``terms`` the passages' texts and BM25 term sets, ``idf`` the question terms' IDFs.
+    ``terms`` the passages' texts and BM25 term sets, ``idf`` the question terms' IDFs,
+    ``corpus_passages`` how many passages the index holds.
     """
     n = len(texts)
-    x = np.zeros((n, len(FEATURES)), np.float64)
+    x = np.zeros((n, len(BASE_FEATURES)), np.float64)
     wsum = float(weights.sum())
     big = weights >= 0.5 * weights.max() if len(weights) else np.zeros(0, bool)
     g = cues.rarity
@@ -231,5 +248,6 @@ def candidate_features(
             float(cues.who and bool(_CAPITAL.search(text[1:]))),
             math.log(max(len(text), 1)),
             math.log1p(cues.content_words),
+            math.log1p(corpus_passages),
         )
-    return x
+    return with_relative(x)
