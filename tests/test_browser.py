@@ -444,8 +444,9 @@ TIER_THRESHOLDS = {"answer": (0.0, 0.0), "possible": (1.01, 0.0), "none": (1.01,
 def fake_chat(tmp_path_factory: pytest.TempPathFactory):
     """Start a chat over tests/data/docs with the fake embedder, once per settings change.
 
-    Its examples file holds an off-topic question (a "possible" answer at the default
-    thresholds here) and an answered one.
+    Its examples file holds an off-topic question and an answered one; the answer threshold
+    lies between their confidences (the fake embedder's numbers mean nothing by themselves),
+    so the first is a "possible" answer and the second an answer.
     """
     from chatbot import service
 
@@ -457,10 +458,13 @@ def fake_chat(tmp_path_factory: pytest.TempPathFactory):
         corpus=str(root / "corpus"),
         examples=str(root / "examples.txt"),
         model="fake-64",
-        threshold=0.5,
         possible_threshold=0.0,
     )
     service.build(base, replace_all=True)
+    retriever = service.open_retriever(base)
+    off, on = (retriever.ask(q).confidence for q in (OFF_TOPIC_Q, CALCIUM_Q))
+    assert on > off
+    base = replace(base, threshold=(on + off) / 2)
     apps: dict[tuple, tuple[str, Settings]] = {}
     with contextlib.ExitStack() as stack:
 
