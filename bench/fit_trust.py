@@ -26,6 +26,7 @@ import json
 import os
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -50,6 +51,7 @@ SQUAD_FIT = 24  # articles 0..23 are the fit half
 COVID_DEV = 49  # articles 0..48 may be used for development
 K = 3
 FIT_SPLITS = ("squad-fit", "covid-fit", "k2-dev")  # rows the model is fitted on
+CALIBRATION_SPLITS = ("squad-fit", "covid-fit")  # shown passages the calibration is fitted on
 
 
 def head_rows(r: Retriever, question: str, vec, tokens, mask=None):
@@ -185,9 +187,34 @@ def top(model: TrustModel | None, x: np.ndarray, y: np.ndarray) -> tuple[float, 
     """(confidence of the top passage, its label, top-3 hit) after re-ordering by ``model``."""
     if model is None:
         return 0.0, int(y[0]), float(y[:3].any())
-    p = model.probability(x)
-    o = np.argsort(-p, kind="stable")
-    return float(p[o[0]]), int(y[o[0]]), float(y[o[:3]].any())
+    o = np.argsort(-model.score(x), kind="stable")
+    return float(model.probability(x)[o[0]]), int(y[o[0]]), float(y[o[:3]].any())
+
+
+def shown_rows(model: TrustModel, rows, splits: tuple[str, ...], n: int = 3):
+    """(ranking probability, is top, label) of the first ``n`` passages after re-ordering,
+    for the questions of ``splits`` (exact names)."""
+    out = []
+    for r in rows:
+        if r[0] in splits and len(r[3]):
+            p = model.score(r[2])
+            for j, i in enumerate(np.argsort(-p, kind="stable")[:n]):
+                out.append((p[i], float(j == 0), r[3][i]))
+    return np.array(out)
+
+
+def calibrate(model: TrustModel, rows) -> TrustModel:
+    """``model`` with its shown-passage calibration fitted (:meth:`TrustModel.shown`) on the
+    first three passages of the SQuAD and COVID-QA fit halves' questions as asked (nothing
+    masked): what people are shown."""
+    from sklearn.linear_model import LogisticRegression
+
+    s = shown_rows(model, rows, CALIBRATION_SPLITS)
+    q = np.clip(s[:, 0], 1e-9, 1 - 1e-9)
+    X = np.stack([np.log(q / (1 - q)), s[:, 1]], axis=1)
+    clf = LogisticRegression(C=100).fit(X, s[:, 2])
+    a, c = clf.coef_[0]
+    return replace(model, calibration=(float(a), float(c), float(clf.intercept_[0])))
 
 
 def ece(conf: np.ndarray, right: np.ndarray, bins: int = 10) -> float:
@@ -273,7 +300,7 @@ def main() -> None:
             save(collect(), path)
         rows += load(path)
     settings = Settings.from_env()
-    model = fit(rows, args.C, args.k2_share)
+    model = calibrate(fit(rows, args.C, args.k2_share), rows)
     print("weights (standardised features):")
     for name, c in sorted(zip(FEATURES, model.coef, strict=True), key=lambda t: -abs(t[1])):
         print(f"  {name:<12}{c:>8.3f}")
@@ -285,6 +312,9 @@ def main() -> None:
     rs = [r for r in rows if r[0] == "squad-eval" and len(r[3])]
     t = np.array([top(model, r[2], r[3]) for r in rs])
     rel = reliability(t[:, 0], t[:, 1].astype(bool))
+    s = shown_rows(model, rows, ("squad-eval",))
+    shown_ece = reliability(model.shown(s[:, 0], s[:, 1]), s[:, 2].astype(bool)).ece
+    print(f"ECE of all three shown passages, SQuAD evaluation half: {shown_ece:.3f}")
     print(f"reliability of the top passage, SQuAD evaluation half (ECE {rel.ece:.3f})")
     print(f"{'bin':>12}{'count':>7}{'predicted':>11}{'observed':>10}")
     for b in rel.bins:

@@ -112,7 +112,7 @@ def main() -> int:
         squad = write_articles(DATASET, docs, args.limit)
         index = load_or_build(args.index, docs, settings)
     embedder = get_embedder(settings.model)
-    model = embedder.model  # the sentence-transformers model itself
+    model = get_embedder(settings.model, "torch").model  # sentence-transformers itself
     texts = [q.question for q in squad]
     questions = [Question(q.id, q.question, None, n) for n, q in enumerate(squad, 1)]
     retriever = Retriever(index, embedder, threshold=settings.threshold)

@@ -32,8 +32,8 @@ class Settings:
     min_chars: int = 120  # passages shorter than this are packed with a neighbour sentence
     overlap: int = 1  # sentences shared by consecutive passages of a paragraph
     k: int = 3
-    threshold: float = 0.7  # confidence from which the top passage is quoted as the answer
-    possible_threshold: float = 0.3  # from here to `threshold`: a "possible answer" to check
+    threshold: float = 0.81  # confidence from which the top passage is quoted as the answer
+    possible_threshold: float = 0.51  # from here to `threshold`: a "possible answer" to check
     host: str = "127.0.0.1"
     port: int = 7860
     max_file_mb: float = 50.0

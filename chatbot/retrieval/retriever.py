@@ -156,25 +156,25 @@ class Retriever:
         reorder: bool = True,
     ) -> tuple[np.ndarray, dict[int, float]]:
         """The ranking with ``head`` (positions in the candidates, best first) re-ordered by
-        the trust model's probability, and those probabilities by passage id.
+        the trust model's score, and the calibrated probabilities by passage id.
 
         Without a trust model (no ``chatbot/data/trust.json``), the order is kept and the
         probability is the older logistic of the specific match.
         """
         x = self.head_features(query, q, feats, ranked, head)
         if self.model is None:
-            p = np.array(
+            p = rank_by = np.array(
                 [
                     confidence.logistic(v, self.fusion.conf_specific, self.fusion.conf_bias)
                     for v in x[:, FEATURES.index("specific")]
                 ]
             )
         else:
-            p = self.model.probability(x)
+            rank_by, p = self.model.score(x), self.model.probability(x)
         probs = {int(feats.cand[o]): float(v) for o, v in zip(head, p, strict=True)}
         if not reorder or self.model is None:
             return ranked.order, probs
-        best = head[np.argsort(-p, kind="stable")]
+        best = head[np.argsort(-rank_by, kind="stable")]
         return np.concatenate([best, ranked.order[len(head) :]]), probs
 
     def head_features(

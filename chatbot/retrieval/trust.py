@@ -85,20 +85,45 @@ def with_relative(x: np.ndarray) -> np.ndarray:
     return np.concatenate([x, rel], axis=1)
 
 
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))
+
+
 @dataclass(frozen=True)
 class TrustModel:
-    """Logistic weights over :data:`FEATURES` (standardised by ``mean``/``scale``)."""
+    """Logistic weights over :data:`FEATURES` (standardised by ``mean``/``scale``), then a
+    calibration of the passages shown: ``sigmoid(a * logit(p) + c * is_top + b)`` with
+    ``calibration = (a, c, b)``, fitted on the passages a person sees (the first three of a
+    ranking, the top one apart), so a shown number means what it says on unmasked questions.
+    """
 
     mean: np.ndarray
     scale: np.ndarray
     coef: np.ndarray
     bias: float
     features: tuple[str, ...] = FEATURES
+    calibration: tuple[float, float, float] = (1.0, 0.0, 0.0)
+
+    def score(self, x: np.ndarray) -> np.ndarray:
+        """The ranking probability of rows of features ``x`` (candidates, features): what
+        orders the head."""
+        return _sigmoid(((x - self.mean) / self.scale) @ self.coef + self.bias)
+
+    def shown(self, p: np.ndarray, top: np.ndarray) -> np.ndarray:
+        """Calibrated P(passage answers) for ranking probabilities ``p`` of passages shown,
+        ``top`` true for the first of the ranking."""
+        a, c, b = self.calibration
+        q = np.clip(p, 1e-9, 1 - 1e-9)
+        return _sigmoid(a * np.log(q / (1 - q)) + c * top + b)
 
     def probability(self, x: np.ndarray) -> np.ndarray:
-        """P(passage answers the question) for rows of features ``x`` (candidates, features)."""
-        z = ((x - self.mean) / self.scale) @ self.coef + self.bias
-        return 1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))
+        """Calibrated P(passage answers) of a head of features ``x`` in ranking order: the
+        best-scored row as the top passage, the others as runner-ups."""
+        p = self.score(x)
+        top = np.zeros(len(p))
+        if len(p):
+            top[int(np.argmax(p))] = 1.0
+        return self.shown(p, top)
 
     def to_json(self) -> dict:
         return {
@@ -107,6 +132,7 @@ class TrustModel:
             "scale": self.scale.tolist(),
             "coef": self.coef.tolist(),
             "bias": self.bias,
+            "calibration": list(self.calibration),
         }
 
     @classmethod
@@ -122,6 +148,7 @@ class TrustModel:
             np.asarray(d["coef"], np.float64),
             float(d["bias"]),
             features,
+            tuple(d.get("calibration", (1.0, 0.0, 0.0))),
         )
 
 
