@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 
 API_NAME = "ask"  # the named Gradio endpoint: client.predict(question, api_name="/ask")
 FEEDBACK_FILE = "feedback.jsonl"
-STRONG = 0.8  # confidence from which a match is called "strong"
+STRONG = 0.9  # confidence from which a match is called "strong"
 MAX_EXAMPLES = 5  # example questions shown at most
 MAX_API_K = 20
 CONCURRENCY = 4  # requests handled at once per process besides batched questions

@@ -113,11 +113,11 @@ def test_card_quotes_top_passage_verbatim_with_highlight_source_and_confidence()
     text = "First sentence here. The best sentence is this one. Last sentence."
     s = text.index("The best")
     e = text.index(" Last")
-    hits = [make_hit(text, span=Span(s, e), confidence=0.82)] + [
+    hits = [make_hit(text, span=Span(s, e), confidence=0.92)] + [
         make_hit(f"Runner {i} text.", rank=i, score=1.5, confidence=c)
         for i, c in ((2, 0.61), (3, 0.3), (4, 0.07))
     ]
-    card = chat_app.render_answer(make_answer(hits, confidence=0.82), SCALE)
+    card = chat_app.render_answer(make_answer(hits, confidence=0.92), SCALE)
     p = parse(card)
     assert p.quotes[0] == text
     assert p.marks[0] == text[s:e]
@@ -130,7 +130,7 @@ def test_card_quotes_top_passage_verbatim_with_highlight_source_and_confidence()
     assert "<details open" not in card  # runner-ups start collapsed
     # One scale: the answer and each runner-up with its own confidence; never the score.
     assert badges(card) == [
-        "strong match 0.82",
+        "strong match 0.92",
         "moderate match 0.61",
         "weak match 0.30",
         "poor match 0.07",
@@ -145,7 +145,7 @@ def test_every_badge_explains_the_number_in_its_tooltip() -> None:
     assert len(titles) == 2 and len(set(titles)) == 1
     legend = titles[0]
     assert "chance (0 to 1) that the passage beside it answers your question" in legend
-    assert "strong from 0.80, moderate from 0.50, weak from 0.25, poor below" in legend
+    assert "strong from 0.90, moderate from 0.50, weak from 0.25, poor below" in legend
     assert chat_app.esc(SCALE.legend()) == legend
     assert chat_app.esc(SCALE.legend()) in chat_app.note_html(SCALE)
 
@@ -247,7 +247,8 @@ def test_followup_query_is_shown_only_when_it_differs() -> None:
     ("confidence", "threshold", "possible", "words"),
     [
         (0.95, 0.5, 0.25, "strong match"),
-        (0.8, 0.5, 0.25, "strong match"),
+        (0.9, 0.5, 0.25, "strong match"),
+        (0.89, 0.5, 0.25, "moderate match"),
         (0.6, 0.5, 0.25, "moderate match"),
         (0.5, 0.5, 0.25, "moderate match"),
         (0.49, 0.5, 0.25, "weak match"),
