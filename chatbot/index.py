@@ -237,6 +237,10 @@ class Index:
     def passage(self, i: int) -> Passage:
         return self.segments[int(self.seg_of[i])].passage(int(self.local[i]))
 
+    def passage_text(self, i: int) -> str:
+        """Passage ``i``'s text (what :meth:`passage` gives as ``.text``, built alone)."""
+        return self.segments[int(self.seg_of[i])].passage_text(int(self.local[i]))
+
     def title(self, source: str) -> str:
         s, d = self._where[source]
         return self.segments[s].docs[d]["title"]

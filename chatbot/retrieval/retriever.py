@@ -190,7 +190,7 @@ class Retriever:
         for j in np.flatnonzero(~need):
             per_word[:, j] = ranked.word_scores[int(ids[j])]
         terms = [self._terms(int(i)) for i in ids]
-        texts = [self.index.passages[int(i)].text for i in ids]
+        texts = [self.index.passage_text(int(i)) for i in ids]
         lex = self.index.lexical
         idf = {t: lex.idf(t) for t in feats.terms}
         cues = question_cues(query, q.surface, feats.terms)
