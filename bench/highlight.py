@@ -18,7 +18,7 @@ from American_Broadcasting_Company on), all 48 articles indexed together, as
   **overlaps** it when it shares at least one character with one.
 
 ``--keep DIR`` keeps (and reuses) the SQuAD index there (``chatbot.squad.index_articles``'s
-``keep_index``); without it the articles are indexed in a temporary folder (about 3-5 minutes).
+``keep_index``); without it the articles are indexed in a temporary folder (5-15 minutes).
 Datasets that are absent are skipped with a message. ``--show N`` prints up to N misses per
 row (question, highlighted sentence).
 
