@@ -157,6 +157,30 @@ class SentenceTransformerEmbedder:
         (used by :mod:`chatbot.spelling`)."""
         return len(self.model.tokenizer.tokenize(word)) == 1
 
+    def token_starts(self, texts: list[str]) -> list[np.ndarray]:
+        """Where each content token :meth:`encode_with_tokens` would give for each text starts
+        in it (character offsets, in token order, cut where the model stops reading), from the
+        tokenizer alone; empty when it gives no tokens or lower-casing moved the offsets.
+        (Used to tell which sentence of a passage each stored token belongs to.)"""
+        if not texts or not self._own_batching():
+            return [np.zeros(0, np.int64) for _ in texts]
+        model_texts = self._model_texts(texts)
+        enc = self.model.tokenizer(
+            model_texts,
+            truncation=True,
+            max_length=self.model.max_seq_length,
+            return_offsets_mapping=True,
+        )
+        out = []
+        for i, text in enumerate(model_texts):
+            if len(text) != len(texts[i]):
+                out.append(np.zeros(0, np.int64))
+                continue
+            offsets = enc["offset_mapping"][i]
+            rows, _, _ = _content_tokens(text, enc.word_ids(i), offsets)
+            out.append(np.array([offsets[r][0] for r in rows], np.int64))
+        return out
+
     def encode_with_tokens(
         self, texts: list[str], batch_size: int = 64
     ) -> tuple[np.ndarray, list[TokenVectors]]:
@@ -500,6 +524,16 @@ class FakeEmbedder:
             tokens.append(TokenVectors(vecs, np.arange(len(words), dtype=np.int32), tuple(words)))
         return self.encode(texts), tokens
 
+    def token_starts(self, texts: list[str]) -> list[np.ndarray]:
+        """Where each token :meth:`encode_with_tokens` gives starts in its text."""
+        return [
+            np.array(
+                [m.start() for m in re.finditer(r"\w+", t.lower()) if is_content_word(m.group())],
+                np.int64,
+            )
+            for t in texts
+        ]
+
     def encode_late(
         self, texts: list[str], spans: Spans, batch_size: int = 64
     ) -> tuple[np.ndarray, list[TokenVectors], list[np.ndarray]]:
@@ -576,3 +610,7 @@ class LazyEmbedder:
     def knows_word(self, word: str) -> bool:
         knows = getattr(self._get(), "knows_word", None)
         return bool(knows(word)) if knows else True  # no vocabulary: correct nothing
+
+    def token_starts(self, texts: list[str]) -> list[np.ndarray]:
+        starts = getattr(self._get(), "token_starts", None)
+        return starts(texts) if starts else [np.zeros(0, np.int64) for _ in texts]

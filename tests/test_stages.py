@@ -20,7 +20,7 @@ from chatbot.retrieval import (
     presentation,
     ranking,
 )
-from chatbot.types import Passage, Span
+from chatbot.types import Passage
 
 # --------------------------------------------------------------------------- candidates
 
@@ -310,17 +310,3 @@ def test_hits_trim_overlaps_skip_repeated_text_and_stop_at_k() -> None:
     assert [h.passage_id for h in hits] == [0, 1, 4]
     assert hits[1].score == pytest.approx(0.8)
     assert len(presenter.hits(np.arange(5), scores, order, qvec, ["tea"], k=1)) == 1
-
-
-def test_highlight_prefers_cosine_then_term_overlap_within_the_span() -> None:
-    sentences = [(0, 8), (9, 19), (20, 30)]
-    terms = [{"one", "tea"}, {"two", "bone"}, {"three", "tea"}]
-    sims = np.array([0.5, 0.6, 0.5], np.float32)
-    # term overlap (0.2 * share of query terms) outweighs a small cosine gap
-    assert presentation.highlight(sims, sentences, terms, ["tea"], 0, 30) == Span(0, 8)
-    # only sentences inside [lo, hi) count, relative to lo
-    assert presentation.highlight(sims, sentences, terms, ["tea"], 9, 30) == Span(11, 21)
-    # no query terms: cosine alone
-    assert presentation.highlight(sims, sentences, terms, [], 0, 30) == Span(9, 19)
-    # no sentence inside: the whole span
-    assert presentation.highlight(sims, sentences, terms, [], 1, 7) == Span(0, 6)

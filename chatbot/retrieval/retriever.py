@@ -13,7 +13,7 @@ from ..types import Answer, tier_of
 from . import candidates, confidence, evidence, ranking
 from .confidence import WordWeights
 from .evidence import Features
-from .presentation import Presenter
+from .presentation import DecodedTokens, PassageTokens, Presenter
 from .ranking import Fusion, PassageTerms, Ranking, TokenMatcher
 from .trust import FEATURES, TrustModel, candidate_features, load_model, question_cues
 
@@ -50,8 +50,15 @@ class Retriever:
         self.fusion = fusion
         self._weights = WordWeights(index.lexical, max_word_chars)
         self._terms = PassageTerms(index.passage_terms)
-        self._matcher = TokenMatcher(index.passage_tokens, index.token_counts, self._terms)
-        self._presenter = Presenter(index.passages, index.passage_sentences)
+        tokens = DecodedTokens(index.passage_tokens)  # the ranking's, kept for the highlight
+        self._matcher = TokenMatcher(tokens, index.token_counts, self._terms)
+        self._presenter = Presenter(
+            index.passages,
+            index.passage_sentences,
+            index.lexical.idf,
+            PassageTokens(index, getattr(embedder, "token_starts", None), tokens),
+            self._weights,
+        )
         self.model = load_model() if trust_model is DEFAULT else trust_model
         self._speller: Speller | None = None
 
@@ -122,7 +129,9 @@ class Retriever:
         ranked = self.rank(feats, token_vectors)
         head = self.head(ranked, k)
         order, probs = self.trust(query, token_vectors, feats, ranked, head)
-        hits = self._presenter.hits(feats.cand, ranked.scores, order, qvec, feats.terms, k)
+        hits = self._presenter.hits(
+            feats.cand, ranked.scores, order, qvec, feats.terms, k, query, token_vectors
+        )
         missing = [h for h in hits if h.passage_id not in probs]
         if missing:  # a hit below the head (many overlapping passages): score the ranking to it
             last = max(int(np.flatnonzero(feats.cand[order] == h.passage_id)[0]) for h in missing)
