@@ -367,13 +367,19 @@ class _LightEncoding:
 
     def __init__(self, encodings: list[Any]) -> None:
         self._encodings = encodings
+        self._fields: dict[str, list[Any]] = {}
 
     def __contains__(self, name: str) -> bool:
         return name in self._FIELDS
 
     def __getitem__(self, name: str) -> list[Any]:
-        attr = self._FIELDS[name]
-        return [getattr(e, attr) for e in self._encodings]
+        # built once per field: callers index it per text (``enc["offset_mapping"][i]``), and
+        # rebuilding the whole list each time made a batch's cost grow with its square
+        field = self._fields.get(name)
+        if field is None:
+            attr = self._FIELDS[name]
+            field = self._fields[name] = [getattr(e, attr) for e in self._encodings]
+        return field
 
     def word_ids(self, i: int) -> list[int | None]:
         return self._encodings[i].word_ids
