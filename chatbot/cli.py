@@ -131,14 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--skip-bad", action="store_true", help="skip malformed lines (exit 2)")
     ask.add_argument("--resume", action="store_true", help="continue a partial --out file")
     ask.add_argument("--report", help="write an HTML evaluation report (needs expected answers)")
-    ask.add_argument(
-        "--threshold", type=float, help="quote the top passage as the answer from this confidence"
-    )
-    ask.add_argument(
-        "--possible-threshold",
-        type=float,
-        help="below --threshold, show the top passage as a possible answer from this confidence",
-    )
+    _thresholds(ask)
 
     ev = sub.add_parser(
         "eval",
@@ -151,14 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(ev)
     ev.add_argument("file", metavar="FILE.json")
     ev.add_argument("-k", type=int, help="passages per question (default 3)")
-    ev.add_argument(
-        "--threshold", type=float, help="quote the top passage as the answer from this confidence"
-    )
-    ev.add_argument(
-        "--possible-threshold",
-        type=float,
-        help="below --threshold, show the top passage as a possible answer from this confidence",
-    )
+    _thresholds(ev)
     ev.add_argument("--report", help="write an HTML evaluation report")
     ev.add_argument("--limit", type=int, help="only the first N articles")
     ev.add_argument("--baselines", action="store_true", help="also BM25-only and dense-only")
@@ -274,6 +260,18 @@ def eval_options(args: argparse.Namespace) -> EvalOptions:
         baselines=args.baselines,
         report=args.report,
         quiet=args.quiet,
+    )
+
+
+def _thresholds(parser: argparse.ArgumentParser) -> None:
+    """The tier flags of ``ask`` and ``eval``."""
+    parser.add_argument(
+        "--threshold", type=float, help="quote the top passage as the answer from this confidence"
+    )
+    parser.add_argument(
+        "--possible-threshold",
+        type=float,
+        help="below --threshold, show the top passage as a possible answer from this confidence",
     )
 
 

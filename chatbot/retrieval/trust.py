@@ -32,7 +32,6 @@ POOR_MATCH = 0.4  # a question word whose best token cosine is below this is not
 RARE_WORD = 0.6  # general rarity (0..1) from which a word names the question's topic
 
 _DIGIT = re.compile(r"\d")
-_NUMBER = re.compile(r"\d")
 _YEAR = re.compile(r"\b(1[5-9]\d\d|20\d\d)s?\b")
 _QUANTITY_Q = re.compile(
     r"\bhow (much|many|long|often|old|far|large|big|high|low|fast)\b"
@@ -251,7 +250,7 @@ def candidate_features(
         col = per_word[:, j] if per_word.shape[0] else np.zeros(0)
         text = texts[j]
         have = terms[j]
-        has_number = bool(_NUMBER.search(text))
+        has_number = bool(_DIGIT.search(text))
         x[j] = (
             fused[j],
             dense[j],
