@@ -217,17 +217,9 @@ def calibrate(model: TrustModel, rows) -> TrustModel:
     return replace(model, calibration=(float(a), float(c), float(clf.intercept_[0])))
 
 
-def ece(conf: np.ndarray, right: np.ndarray, bins: int = 10) -> float:
-    """Expected calibration error over equal-width bins."""
-    b = np.minimum((conf * bins).astype(int), bins - 1)
-    return float(
-        sum(
-            abs(right[b == i].mean() - conf[b == i].mean()) * (b == i).sum()
-            for i in range(bins)
-            if (b == i).any()
-        )
-        / len(conf)
-    )
+def ece(conf: np.ndarray, right: np.ndarray) -> float:
+    """Expected calibration error, ten equal-width bins (`chatbot.calibration.reliability`)."""
+    return reliability(conf, right.astype(bool)).ece
 
 
 def report(model: TrustModel, rows, thresholds: tuple[float, float]) -> None:

@@ -53,6 +53,7 @@ class Ranking:
     order: np.ndarray  # positions in the candidates, best first
     token_match: np.ndarray  # mean of word_match over the question's words; 0 off the head
     word_scores: dict[int, np.ndarray]  # passage id -> its word_match column (head only)
+    fused: np.ndarray  # the evidence mix alone (:func:`fuse`), before token match
 
 
 def fuse(w: Fusion, dense: np.ndarray, sentence: np.ndarray, lexical: np.ndarray) -> np.ndarray:
@@ -86,7 +87,8 @@ def rank(w: Fusion, f: Features, word_match: Callable[[np.ndarray], np.ndarray])
         word_scores.update((int(c), per_word[:, j]) for j, c in enumerate(f.cand[head]))
     scores = fused + w.w_token * token_match
     head = head[np.argsort(-scores[head], kind="stable")]
-    return Ranking(scores, np.concatenate([head, order[len(head) :]]), token_match, word_scores)
+    order = np.concatenate([head, order[len(head) :]])
+    return Ranking(scores, order, token_match, word_scores, fused)
 
 
 def digit_words(surface: Sequence[str]) -> list[tuple[int, set[str]]]:

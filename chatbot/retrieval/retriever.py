@@ -203,12 +203,11 @@ class Retriever:
         lex = self.index.lexical
         idf = {t: lex.idf(t) for t in feats.terms}
         cues = question_cues(query, q.surface, feats.terms)
-        fused = ranking.fuse(self.fusion, feats.dense, feats.sentence, feats.lexical)
         return candidate_features(
             cues,
             self.word_weights(q),
             per_word,
-            fused[head],
+            ranked.fused[head],
             feats.dense[head],
             feats.sentence[head],
             feats.lexical[head],

@@ -40,7 +40,7 @@ _QUANTITY_Q = re.compile(
     re.I,
 )
 _TIME_Q = re.compile(r"\bwhen\b|\b(what|which) (year|date|month|decade|century)\b", re.I)
-_WHO_Q = re.compile(r"^\s*(who|whom|whose)\b|\b(who|whom|whose)\b", re.I)
+_WHO_Q = re.compile(r"\b(who|whom|whose)\b", re.I)
 _CAPITAL = re.compile(r"\b[A-Z][\w-]*")
 
 BASE_FEATURES = (
