@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -22,9 +23,12 @@ from .index import DocRecord, Index, Summary, match_text
 from .lexical import tokenize
 from .progress import progress_bar
 from .segment import SegmentArrays, from_build
-from .store import Change, new_manifest, now
+from .store import Change, new_manifest, now, sentences_file
 from .tokens import TokenCodec, codebook_file, codec_of, new_codec
 from .types import Document, Passage
+
+if TYPE_CHECKING:
+    from .sentences import SentenceSplitter
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +116,10 @@ def index_files(
         allow_outside_links=allow_outside_links,
         progress=progress,
     )
-    new = _split(fresh, splitter, old_records, keep, summary, progress)
+    sentences = base.sentences if base is not None else train_sentences(fresh)
+    if base is None:
+        settings["sentences"] = sentences_entry(sentences)
+    new = _split(fresh, splitter, sentences, old_records, keep, summary, progress)
     if replace_all:
         _drop_unlisted(old_records, keep, summary)
     dropped = [s for s in old_records if s not in keep or s in new.documents]
@@ -125,10 +132,32 @@ def index_files(
     change = Change(manifest=settings, new=arrays, dropped=dropped, fresh=base is None)
     if base is None:
         change.codec = codec
+        change.sentences = sentences
     return change, summary
 
 
-SETTINGS_KEYS = ("format", "model", "dim", "splitter", "backend", "tokens")
+SETTINGS_KEYS = ("format", "model", "dim", "splitter", "backend", "tokens", "sentences")
+
+
+def train_sentences(fresh: dict[str, tuple[Document, DocRecord]]) -> SentenceSplitter:
+    """The sentence splitter of a new index: Punkt trained on the documents it starts with
+    (:mod:`chatbot.sentences`); later additions reuse it, as stored in the index."""
+    from .sentences import SentenceSplitter  # imports nltk (slow): only when splitting
+
+    docs = [doc.text for doc, _ in fresh.values()]
+    splitter = SentenceSplitter.train(docs) if docs else SentenceSplitter.default()
+    log.info("sentence splitter trained on %d documents", len(docs))
+    return splitter
+
+
+def sentences_entry(sentences: SentenceSplitter) -> dict:
+    """The manifest's ``"sentences"`` entry: the file holding the splitter's parameters."""
+    digest = sentences.digest()
+    return {
+        "file": sentences_file(digest),
+        "sha256": digest,
+        "documents": sentences.documents,
+    }
 
 
 def new_settings(embedder: Embedder, splitter: dict) -> dict:
@@ -221,6 +250,7 @@ class _New:
 def _split(
     fresh: dict[str, tuple[Document, DocRecord]],
     splitter: dict,
+    sentences: SentenceSplitter,
     old_records: dict[str, DocRecord],
     keep: dict[str, DocRecord],
     summary: Summary,
@@ -233,7 +263,7 @@ def _split(
     new = _New()
     with progress_bar(len(fresh), "splitting", "doc", progress) as bar:
         for source, (doc, record) in fresh.items():
-            parts = split_document(doc, **splitter)
+            parts = split_document(doc, **splitter, sentences=sentences)
             bar.update()
             if not parts:
                 reason = f"{source}: no passages found; it holds no prose text"

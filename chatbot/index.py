@@ -18,11 +18,14 @@ codec (:meth:`Index.passage_tokens`); BM25 is scored over the live passages
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import faiss
 import numpy as np
@@ -31,6 +34,9 @@ from .lexical import LexicalIndex, tokenize
 from .segment import Segment
 from .tokens import codec_of
 from .types import Document, Passage
+
+if TYPE_CHECKING:
+    from .sentences import SentenceSplitter
 
 
 @dataclass
@@ -225,6 +231,16 @@ class Index:
     def documents(self) -> DocumentMap:
         """The live documents by name, in name order (texts read when asked for)."""
         return DocumentMap(self)
+
+    @cached_property
+    def sentences(self) -> SentenceSplitter:
+        """The sentence splitter this index's passages were split with (trained on its
+        first documents, :mod:`chatbot.sentences`); the untrained one for an index built
+        before splitters were stored. ValueError if its file is missing or damaged."""
+        from .sentences import SentenceSplitter
+
+        data = sentences_data(self.manifest, self.path)
+        return SentenceSplitter.default() if data is None else SentenceSplitter.from_dict(data)
 
     @property
     def doc_records(self) -> dict[str, DocRecord]:
@@ -448,6 +464,19 @@ class DocumentMap(Mapping[str, Document]):
         if source not in self._index._where:
             raise KeyError(source)
         return self._index.document(source)
+
+
+def sentences_data(manifest: dict, path: Path | None) -> dict | None:
+    """The stored sentence splitter's parameters the manifest names (None if it names
+    none); ValueError if the file is missing or not the one named (its sha256)."""
+    entry = manifest.get("sentences")
+    if not entry or path is None:
+        return None
+    file = path / entry["file"]
+    data = file.read_bytes()
+    if hashlib.sha256(data).hexdigest() != entry["sha256"]:
+        raise ValueError(f"{file.name} does not hold the sentence splitter the manifest names")
+    return json.loads(data)
 
 
 def segment_offsets(counts: np.ndarray) -> np.ndarray:

@@ -8,23 +8,27 @@ from functools import lru_cache
 
 from .config import Settings
 from .documents import iter_blocks
+from .sentences import SentenceSplitter
 from .types import Document, Passage, Span
 
 _WORD_RE = re.compile(r"\S+")
 
 
 @lru_cache(maxsize=1)
-def _punkt():  # noqa: ANN202 - nltk's PunktSentenceTokenizer, imported lazily (slow import)
-    # The untrained tokenizer needs no downloaded data (nltk.download is unavailable here).
-    from nltk.tokenize.punkt import PunktSentenceTokenizer
-
-    return PunktSentenceTokenizer()
+def default_sentences() -> SentenceSplitter:
+    """The untrained splitter (shipped abbreviations only), for indexes built without one."""
+    return SentenceSplitter.default()
 
 
-def sentence_spans(text: str, start: int, end: int, max_chars: int) -> list[Span]:
-    """Sentences of ``text[start:end]`` as absolute spans; over-long ones cut at word boundaries."""
+def sentence_spans(
+    text: str, start: int, end: int, max_chars: int, sentences: SentenceSplitter | None = None
+) -> list[Span]:
+    """Sentences of ``text[start:end]`` as absolute spans; over-long ones cut at word boundaries.
+
+    ``sentences`` is the index's trained splitter (:mod:`chatbot.sentences`).
+    """
     spans: list[Span] = []
-    for s, e in _punkt().span_tokenize(text[start:end]):
+    for s, e in (sentences or default_sentences()).spans(text[start:end]):
         s, e = start + s, start + e
         # A line break inside a "sentence" that ends without punctuation (a list item, a
         # caption) is a boundary too; Punkt only knows punctuation.
@@ -105,6 +109,7 @@ def split_document(
     max_chars: int = Settings.max_chars,
     min_chars: int = Settings.min_chars,
     overlap: int = Settings.overlap,
+    sentences: SentenceSplitter | None = None,
 ) -> list[Passage]:
     """Split a document into passages that never cut a sentence (unless it alone is over-long).
 
@@ -112,6 +117,8 @@ def split_document(
     ``heading`` of the passages under them. Every passage satisfies
     ``passage.text == doc.text[passage.start:passage.end]``. Paragraphs shorter than
     ``min_chars`` are joined with the next paragraph of the same section when both fit.
+    ``sentences``: the index's trained sentence splitter (default: untrained, with the
+    shipped abbreviations).
     """
     text = doc.text
     heading_starts = [h.start for h in doc.headings]
@@ -126,7 +133,7 @@ def split_document(
             heading = text[seg.start : seg.end].strip()
             section += 1
             continue
-        sents = sentence_spans(text, seg.start, seg.end, max_chars)
+        sents = sentence_spans(text, seg.start, seg.end, max_chars, sentences)
         if not sents:
             continue
         prev = groups[-1] if groups else None

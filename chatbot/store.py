@@ -68,7 +68,7 @@ import numpy as np
 
 from . import segment as seg
 from .files import atomic_write, fsync_dir, is_temp_of
-from .index import RECORD_FIELDS, Index
+from .index import RECORD_FIELDS, Index, sentences_data
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +147,12 @@ def now() -> str:
 _GENERATION_RE = re.compile(r"gen-[0-9]{1,12}")
 _SEGMENT_RE = re.compile(r"seg-[0-9]{6,12}")
 _CODEBOOK_RE = re.compile(r"tokens-[0-9a-f]{16}\.npy")
+_SENTENCES_RE = re.compile(r"sentences-[0-9a-f]{16}\.json")
+
+
+def sentences_file(digest: str) -> str:
+    """The file name of a sentence splitter's parameters (named by their sha256)."""
+    return f"sentences-{digest[:16]}.json"
 
 
 def _number(name: str) -> int:
@@ -160,6 +166,7 @@ def _named_segments(index_dir: Path) -> set[str] | None:
     if manifest is None:
         return None
     named = {e["name"] for e in manifest["segments"]} | set(manifest.get("retired", []))
+    named |= {(manifest.get("sentences") or {}).get("file", "")}
     return named | {manifest["tokens"].get("file", "")}
 
 
@@ -358,6 +365,7 @@ def remove_leftovers(index_dir: Path) -> None:
             _SEGMENT_RE.fullmatch(p.name)
             or _GENERATION_RE.fullmatch(p.name)
             or _CODEBOOK_RE.fullmatch(p.name)
+            or _SENTENCES_RE.fullmatch(p.name)
         )
         garbage = p.name.startswith(".tmp-") or (named is not None and ours and p.name not in named)
         if garbage and p.is_file() and not p.is_symlink():
@@ -386,6 +394,7 @@ class Change:
     dropped: list[str] = field(default_factory=list)
     fresh: bool = False
     codec: Any = None  # a new index's token codec, whose codebook file the commit writes
+    sentences: Any = None  # a new index's sentence splitter, whose file the commit writes
 
 
 def commit(index_dir: Path, change: Change, base: Index | None) -> dict:
@@ -421,6 +430,7 @@ def _commit(index_dir: Path, change: Change, base: Index | None) -> dict:
     made: list[str] = []
     try:
         _write_codebook(index_dir, change)
+        _write_sentences(index_dir, change)
         if change.new is not None and change.new.size:
             entry = _write_segment(index_dir, change.new, change.manifest["dim"])
             made.append(entry["name"])
@@ -451,6 +461,17 @@ def _write_codebook(index_dir: Path, change: Change) -> None:
         raise IndexUnusable(f"token codebook name {name!r} is not one this version writes")
     centroids = change.codec.centroids.astype("<f4")
     atomic_write(index_dir / name, lambda fh: np.save(fh, centroids), mode=0o644)
+
+
+def _write_sentences(index_dir: Path, change: Change) -> None:
+    """Write the sentence splitter's parameters the manifest names, if not there yet (its
+    name is its hash, so an existing file holds the same parameters)."""
+    name = (change.manifest.get("sentences") or {}).get("file")
+    if not name or change.sentences is None or (index_dir / name).exists():
+        return
+    if not _SENTENCES_RE.fullmatch(name):
+        raise IndexUnusable(f"sentence splitter file name {name!r} is not one this version writes")
+    atomic_write(index_dir / name, change.sentences.to_json(), mode=0o644)
 
 
 def _next_manifest(index_dir: Path, settings: dict, old: dict | None, segments: list) -> dict:
@@ -595,6 +616,7 @@ def _open(index_dir: Path, manifest: dict) -> Index:
         segments = [
             seg.Segment(index_dir / e["name"], e.get("search")) for e in manifest["segments"]
         ]
+        sentences_data(manifest, index_dir)  # the splitter's file is there and intact
         for s, e in zip(segments, manifest["segments"], strict=True):
             if s.size != e["passages"] or len(s.docs) != e["documents"]:
                 raise ValueError(f"{s.name} does not hold what the manifest says")
