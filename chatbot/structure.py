@@ -223,6 +223,11 @@ def _is_author_list(line: str) -> bool:
     return labelled or ";" in s or full_names >= 2 or bool(re.search(r"\b[A-Z]\.", s))
 
 
+def _is_dated_event(s: str) -> bool:
+    """``Received 3 March 2021, accepted ...`` (but not "Published in 2020, the report found")."""
+    return bool(_DATED_EVENT_RE.match(s)) and len(s) <= 200 and not _PROSE_WORD_RE.search(s)
+
+
 def _is_affiliation(line: str) -> bool:
     """``1 Department of X, University of Y, City, Country`` (no verbs, listed parts)."""
     s = line.strip()
@@ -242,7 +247,7 @@ def _front_line_kind(line: str, seen_front: bool) -> str:
         return BODY
     if (
         _LABEL_RE.match(s)
-        or _DATED_EVENT_RE.match(s)
+        or _is_dated_event(s)
         or _URL_LINE_RE.fullmatch(s)
         or _DOI_LINE_RE.fullmatch(s)
         or _HASH_LINE_RE.fullmatch(s)
@@ -271,7 +276,7 @@ def _anywhere_front(line: str) -> bool:
         return False
     return bool(
         (_LABEL_RE.match(s) and not s.lower().startswith(("date", "citation")))
-        or _DATED_EVENT_RE.match(s)
+        or _is_dated_event(s)
         or _DOI_LINE_RE.fullmatch(s)
         or (_URL_LINE_RE.fullmatch(s) and "doi.org/" in s)
         or re.match(r"©|copyright\b", s, re.I)
@@ -531,47 +536,52 @@ def describe(regions: list[Region], text: str) -> str:
 
 # --- questions about the non-body parts ----------------------------------------------------
 
-_PAPER = r"(?:paper|article|study|manuscript|report|publication|preprint|review|document|it|this)"
+_DOC = r"(?:paper|article|study|manuscript|report|publication|preprint|review|document)"
+_PAPER = rf"(?:(?:the|this|that|your)\s+{_DOC}|it|this)"  # "the paper", "it"
+_OF_PAPER = rf"(?:\s+(?:of|for|in|on)\s+{_PAPER})?\s*(?:\?|$)"  # nothing else after
 _ASKS_FRONT_RE = re.compile(
     rf"""
-    \bwho\s+(?:are|were|is|was)\s+(?:the\s+)?(?:co-?)?authors?\b
-    | \bwho\s+(?:wrote|authored|co-?authored|published)\s+(?:the\s+|this\s+)?{_PAPER}\b
-    | \bwho\s+(?:wrote|authored)\s*\??$
-    | \b(?:names?\s+of\s+the|list\s+(?:of\s+)?the|which|what)\s+authors?\b(?!\s+(?:say|said|
-        suggest|conclude|found|find|think|argue|propose|report|recommend|believe|show|note))
+    \bwho\s+(?:are|were|is|was)\s+(?:the\s+)?(?:main\s+|first\s+|last\s+|senior\s+)?
+        (?:co-?)?authors?{_OF_PAPER}
+    | \bwho\s+(?:wrote|authored|co-?authored|published|did)\s+{_PAPER}\b
+    | \bwho\s+(?:wrote|authored)\s*(?:\?|$)
+    | \b(?:names?\s+of\s+the|list\s+(?:of\s+)?the)\s+authors?\b
+    | \b(?:which|what)\s+authors?\s+(?:wrote|authored|contributed|are\s+listed|worked\s+on)\b
+    | (?<!by\s)\b(?:which|what)\s+authors?{_OF_PAPER}
     | \bauthors?\s+(?:list|names?|affiliations?)\b
     | \b(?:affiliations?|institutions?)\s+of\s+the\s+authors?\b
     | \bwhere\s+(?:are|do)\s+the\s+authors?\s+(?:from|work|based)\b
     | \bcorresponding\s+author\b | \bcontact\s+(?:the\s+)?authors?\b
     | \b(?:e-?mail|address)\s+(?:address\s+)?of\s+the\s+(?:corresponding\s+)?authors?\b
-    | \bwhen\s+(?:was|were|is|did)\s+(?:the\s+|this\s+)?{_PAPER}\s+(?:first\s+)?
+    | \bwhen\s+(?:was|were|is|did)\s+{_PAPER}\s+(?:first\s+)?
         (?:published|released|posted|written|received|accepted|submitted|appear)
-    | \b(?:publication|published|release|submission|acceptance)\s+date\b
-    | \bdate\s+of\s+(?:the\s+)?(?:publication|{_PAPER})\b
-    | \bwhat\s+year\s+was\s+(?:the\s+|this\s+)?{_PAPER}\s+published\b
-    | \bdoi\b | \bdigital\s+object\s+identifier\b | \bpmid\b | \bsha\b
-    | \b(?:which|what|in\s+which|in\s+what)\s+journal\b | \bjournal\s+(?:name|was|is|did)\b
-    | \bpublished\s+in\s+(?:which|what)\b | \bwhere\s+was\s+(?:the\s+|this\s+)?{_PAPER}\s+
-        published\b
+    | \b(?:publication|release|submission|acceptance)\s+date\b
+    | \bdate\s+of\s+(?:the\s+)?publication\b | \bdate\s+of\s+{_PAPER}\b
+    | \bwhat\s+year\s+was\s+{_PAPER}\s+published\b
+    | \bdoi\b | \bdigital\s+object\s+identifier\b | \bpmid\b
+    | \b(?:which|what)\s+journal\b | \bjournal\s+name\b
+    | \bwhere\s+was\s+{_PAPER}\s+published\b
     | \b(?:what|which|under\s+(?:what|which))\s+(?:licen[cs]e|copyright)\b
-    | \blicen[cs]e\s+(?:of|for|is|does)\b | \bcopyright\s+(?:holder|owner|of|for)\b
+    | \blicen[cs]e\s+(?:of|for)\s+{_PAPER} | \bcopyright\s+(?:holder|owner)\b
     | \bcreative\s+commons\b | \bwho\s+(?:holds|owns)\s+the\s+copyright\b
-    | \btitle\s+of\s+(?:the\s+|this\s+)?{_PAPER}\b | \bwhat\s+is\s+(?:the\s+|this\s+)?
-        {_PAPER}\s+(?:called|titled)\b
-    | \b(?:url|web\s*(?:site|page)|link)\s+(?:of|for|to)\s+(?:the\s+|this\s+)?{_PAPER}\b
-    | \bkey\s*words\b
+    | \btitle\s+of\s+{_PAPER}\b | \bwhat\s+is\s+(?:the|this)\s+{_DOC}\s+(?:called|titled)\b
+    | \b(?:url|web\s*(?:site|page)|link)\s+(?:of|for|to)\s+{_PAPER}\b
+    | \bkey\s*words\s+(?:of|for)\s+{_PAPER} | \bwhat\s+are\s+the\s+key\s*words\s*(?:\?|$)
     """,
     re.I | re.X,
 )
 _ASKS_REFERENCES_RE = re.compile(
-    r"""
-    \breferences\b(?!\s+to\b) | \breference\s+(?:list|\[?\d+\]?|number)\b | \bref\.?\s*\d+\b
-    | \bbibliograph\w* | \bworks\s+cited\b | \bliterature\s+cited\b | \bcitations?\b
-    | \b(?:does|do|did)\s+(?:the\s+|this\s+|it\s+)?(?:\w+\s+)?cite\b | \bcites?\s*\?
-    | \b(?:studies|papers|articles|works|sources|publications|literature)\s+(?:are\s+|were\s+|
-        is\s+)?(?:cited|referenced|quoted)\b
-    | \b(?:cited|referenced)\s+(?:in|by)\s+(?:the\s+|this\s+)?(?:paper|article|study|review)\b
-    | \bwhat\s+sources\s+(?:does|do|did|are|were)\b
+    rf"""
+    \b(?:the|its|their|{_DOC}'s|what|which|any|list(?:\s+of)?|show(?:\s+me)?(?:\s+the)?)\s+
+        (?:references|citations)\b(?!\s+to\b)
+    | \b(?:references|citations)\s+(?:does|do|did|are|were|in|of|used|cited|listed|section)\b
+    | \breference\s+(?:list|\[?\d+\]?|number\s+\d+)\b | \bref\.?\s*\d+\b
+    | \bbibliograph\w* | \bworks\s+cited\b | \bliterature\s+cited\b
+    | \b(?:does|do|did)\s+(?:{_PAPER}|(?:the\s+)?authors?|they)\s+cite\b
+    | \b(?:studies|papers|articles|works|sources|publications|literature|authors)\s+
+        (?:are\s+|were\s+|is\s+)?(?:cited|referenced|quoted)\b
+    | \b(?:cited|referenced)\s+(?:in|by)\s+{_PAPER}\b
+    | \bwhat\s+sources\s+(?:does|do|did)\s+(?:{_PAPER}|(?:the\s+)?authors?|they)\b
     """,
     re.I | re.X,
 )
