@@ -86,7 +86,7 @@ _LABEL_RE = re.compile(
     r"Received|Accepted|Revised|Published(?:\s+online)?|Available\s+online|First\s+published|"
     r"Epub|Article\s+history|Correspondence|Corresponding\s+authors?|Address\s+for\s+"
     r"correspondence|E-?mails?|Academic\s+editor|Edited\s+by|Reviewed\s+by|Handling\s+editor|"
-    r"Citation|Cite\s+this\s+article(?:\s+as)?|How\s+to\s+cite|ORCID|Affiliations?)"
+    r"Citation|Cite\s+this\s+article(?:\s+as)?|How\s+to\s+cite|ORCID|Affiliations?|arXiv)"
     r"\s*[:：]",
     re.I,
 )
@@ -100,6 +100,19 @@ _LICENCE_RE = re.compile(
     r"all\s+rights\s+reserved|distributed\s+under\s+the\s+terms|licensee\s",
     re.I,
 )
+_LICENCE_SENTENCE_RE = re.compile(
+    r"^(?:©|copyright\b|\(c\)\s*\d{4}|open\s+access\b|this\s+(?:is\s+an|article\s+is))|"
+    r"distributed\s+under\s+the\s+terms|permits\s+unrestricted|all\s+rights\s+reserved|"
+    r"licensed\s+under\s+a\s+creative",
+    re.I,
+)
+_BACK_LICENCE_RE = re.compile(
+    r"^(?:©|copyright\b|\(c\)\s*\d{4}|this\s+(?:is\s+an|article\s+is\s+an?)\s+open[\s-]access)|"
+    r"all\s+rights\s+reserved|copyright\s+holder\s+for\s+this\s+preprint|"
+    r"\b(?:bio|med|chem)Rxiv\s+preprint\s+doi\b",
+    re.I,
+)
+_MARKUP_RE = re.compile(r"^(?:#{1,6}\s+|>\s*|[*_]{1,2}(?=\w))")
 # "JAMA. 2020;323(12):1129-1130." / "Virol J 2012, 9:56" / "Vol. 12, No. 3, pp. 4-9"
 _CITATION_RE = re.compile(
     r"\b(?:19|20)\d\d\s*[;,]\s*\d+\s*(?:\([\w\s-]+\))?\s*:\s*[eE]?\d+|"
@@ -223,6 +236,14 @@ def _is_author_list(line: str) -> bool:
     return labelled or ";" in s or full_names >= 2 or bool(re.search(r"\b[A-Z]\.", s))
 
 
+def _is_licence(s: str) -> bool:
+    """A licence or copyright line: short, or in the boilerplate wording of a licence
+    statement (a prose paragraph that merely mentions Creative Commons is not one)."""
+    if not _LICENCE_RE.search(s):
+        return False
+    return len(s.split()) < 12 or (len(s) <= 600 and bool(_LICENCE_SENTENCE_RE.search(s)))
+
+
 def _is_dated_event(s: str) -> bool:
     """``Received 3 March 2021, accepted ...`` (but not "Published in 2020, the report found")."""
     return bool(_DATED_EVENT_RE.match(s)) and len(s) <= 200 and not _PROSE_WORD_RE.search(s)
@@ -237,10 +258,15 @@ def _is_affiliation(line: str) -> bool:
     return marker or s.count(",") >= 2
 
 
+def _clean(line: str) -> str:
+    """The line without Markdown decoration (``**Authors:**``, ``> ``, ``# ``)."""
+    return _MARKUP_RE.sub("", line.strip()).replace("**", "").replace("__", "").strip()
+
+
 def _front_line_kind(line: str, seen_front: bool) -> str:
     """Classify one line of the opening part: ``"front"``, ``"body"`` or ``""`` (neither:
     a title continuation, a blank or an ordinary short heading)."""
-    s = line.strip()
+    s = _clean(line)
     if not s:
         return ""
     if _BODY_START_RE.match(s):
@@ -252,7 +278,7 @@ def _front_line_kind(line: str, seen_front: bool) -> str:
         or _DOI_LINE_RE.fullmatch(s)
         or _HASH_LINE_RE.fullmatch(s)
         or _DATE_LINE_RE.fullmatch(s)
-        or (_LICENCE_RE.search(s) and len(s) <= 600)
+        or _is_licence(s)
         or (_EMAIL_RE.search(s) and len(s) <= 300 and not _PROSE_WORD_RE.search(s))
         or (_CITATION_RE.search(s) and len(s) <= 250 and not _PROSE_WORD_RE.search(s))
         or (_HAS_DOI_RE.search(s) and len(s) <= 250 and not _PROSE_WORD_RE.search(s))
@@ -270,8 +296,9 @@ def _front_line_kind(line: str, seen_front: bool) -> str:
 
 
 def _anywhere_front(line: str) -> bool:
-    """A metadata line outside the opening part: labelled, or a bare URL/DOI line."""
-    s = line.strip()
+    """A metadata line outside the opening part: labelled, a bare DOI line, a copyright or
+    licence line, a preprint server's page footer."""
+    s = _clean(line)
     if not s or len(s) > 400:
         return False
     return bool(
@@ -279,7 +306,7 @@ def _anywhere_front(line: str) -> bool:
         or _is_dated_event(s)
         or _DOI_LINE_RE.fullmatch(s)
         or (_URL_LINE_RE.fullmatch(s) and "doi.org/" in s)
-        or re.match(r"©|copyright\b", s, re.I)
+        or _BACK_LICENCE_RE.search(s)
     )
 
 

@@ -334,3 +334,31 @@ def test_asks_about_references(question: str) -> None:
 @pytest.mark.parametrize("question", BODY_QUESTIONS)
 def test_asks_about_neither(question: str) -> None:
     assert asks_about(question) == set()
+
+
+def test_markdown_front_matter_licence_boilerplate_and_preprint_footers() -> None:
+    text = (
+        "# Masks in schools\n"
+        "**Authors:** Lee, Min; Park, Ji-woo\n"
+        "arXiv:2103.01234v2 [q-bio.PE] 2 Mar 2021\n"
+        "This is an open access article distributed under the terms of the Creative Commons "
+        "Attribution License, which permits unrestricted use, provided the original work is "
+        "properly cited.\n"
+        "\n"
+        "## Abstract\n"
+        "Images in this guide are shared under a Creative Commons licence, which lets readers "
+        "reuse them with attribution; the masks study is summarised below.\n"
+        "\n"
+        "medRxiv preprint doi: https://doi.org/10.1101/2020.03.03.20030593; this version "
+        "posted March 6, 2020. The copyright holder for this preprint is the author/funder.\n"
+        "\n"
+        "Masks reduced transmission in classrooms by a third when worn by every pupil.\n"
+        "\n"
+        "© 2021 The Authors\n"
+    )
+    doc = _doc(text, "masks.md")
+    regions = find_regions(doc)
+    _check_invariants(doc, regions)
+    assert _lines_of(doc, regions) == [("front", 1, 3), ("front", 8, 8), ("front", 12, 12)]
+    pos = text.index("Images in this guide")  # prose mentioning a licence: body
+    assert kind_of(regions, pos, pos + 50) == "body"
