@@ -295,6 +295,15 @@ def _front_line_kind(line: str, seen_front: bool) -> str:
     return ""
 
 
+def _is_prose_opening(line: str) -> bool:
+    """Does the document open with a paragraph rather than a title line?"""
+    s = line.strip()
+    if len(s) >= 300:
+        return True
+    # A sentence with a verb; titles rarely have one ("... of ovine Eimeria spp.").
+    return len(s.split()) >= 12 and bool(_SENTENCE_END_RE.search(s) and _PROSE_WORD_RE.search(s))
+
+
 def _anywhere_front(line: str) -> bool:
     """A metadata line outside the opening part: labelled, a bare DOI line, a copyright or
     licence line, a preprint server's page footer."""
@@ -459,8 +468,10 @@ def _find_regions(text: str) -> list[Region]:
     while i < n and lines[i][0] - lines[first][0] < budget:
         s = text[lines[i][0] : lines[i][1]]
         kind = _front_line_kind(s, seen_front)
-        if i == first and not (kind == FRONT and _anywhere_front(s)):
+        if i == first and kind != BODY and not _anywhere_front(s):
             kind = ""  # the title line is a heading, not metadata
+        elif i == first and kind == BODY and not _is_prose_opening(s):
+            kind = ""  # a long title ("Species-specific clinical characteristics of ...")
         if kind == BODY:
             body_start = i
             break

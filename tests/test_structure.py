@@ -362,3 +362,24 @@ def test_markdown_front_matter_licence_boilerplate_and_preprint_footers() -> Non
     assert _lines_of(doc, regions) == [("front", 1, 3), ("front", 8, 8), ("front", 12, 12)]
     pos = text.index("Images in this guide")  # prose mentioning a licence: body
     assert kind_of(regions, pos, pos + 50) == "body"
+
+
+def test_document_opening_with_prose_has_no_front_matter() -> None:
+    # No title line: the first paragraph is body, so the short lines after it are not
+    # taken for front matter (only a labelled metadata line is).
+    text = (
+        "Paris, London and Rome were the first cities to report cases in the same week.\n"
+        "Paris, London and Rome\n"
+        "Keywords: travel; importation\n"
+    )
+    doc = _doc(text)
+    assert _lines_of(doc, find_regions(doc)) == [("front", 2, 2)]
+    # A long title line (even one ending "spp.") is still a title, and the metadata after it
+    # is found.
+    text = (
+        "Controlled efficacy trial confirming toltrazuril resistance in a field isolate of "
+        "ovine Eimeria spp.\n\nAuthors: Bouvier, Monique; Chen, Wei-Ju\n"
+        "\nAbstract: Human coronaviruses cause colds.\n"
+    )
+    doc = _doc(text)
+    assert _lines_of(doc, find_regions(doc)) == [("front", 2, 2)]
