@@ -49,8 +49,10 @@ def _is_text_heading(line: str) -> bool:
 
 
 def find_headings(text: str, markdown: bool) -> list[Span]:
-    """Spans of heading lines: Markdown ``#`` lines, or short title-like single-line blocks."""
+    """Spans of heading lines: Markdown ``#`` lines, or short title-like single-line blocks
+    (and a plain-text document's first line, if it reads like a title)."""
     headings: list[Span] = []
+    first = True
     for block in iter_blocks(text):
         chunk = text[block.start : block.end]
         if markdown:
@@ -60,9 +62,16 @@ def find_headings(text: str, markdown: bool) -> list[Span]:
                 if m:
                     headings.append(Span(offset + m.start(2), offset + m.end(2)))
                 offset += len(line)
-        elif "\n" not in chunk and _is_text_heading(chunk):
+        elif "\n" not in chunk and (_is_text_heading(chunk) or (first and _is_title(chunk))):
             headings.append(Span(block.start, block.end))
+        first = False
     return headings
+
+
+def _is_title(line: str) -> bool:
+    """A document's first line as its title: a paper's title is often longer than a
+    heading (up to 300 characters), but still one line that does not end like a sentence."""
+    return len(line) <= 300 and not line.endswith(tuple(".?!:;,")) and line[0].isalnum()
 
 
 def read_text(path: Path, data: bytes) -> str:
@@ -144,11 +153,16 @@ def load_document(
     if suffix in BINARY_SUFFIXES:
         from .formats import EXTRACTORS
 
-        return EXTRACTORS[suffix](path, source, data)
-    text = read_text(path, data)
-    headings = find_headings(text, markdown=suffix in {".md", ".markdown"})
-    title = text[headings[0].start : headings[0].end] if headings else ""
-    return Document(source=source, text=text, title=title, headings=headings)
+        doc = EXTRACTORS[suffix](path, source, data)
+    else:
+        text = read_text(path, data)
+        headings = find_headings(text, markdown=suffix in {".md", ".markdown"})
+        title = text[headings[0].start : headings[0].end] if headings else ""
+        doc = Document(source=source, text=text, title=title, headings=headings)
+    from .structure import find_regions  # uses this module's blocks
+
+    doc.regions = [(r.start, r.end, r.kind) for r in find_regions(doc)]
+    return doc
 
 
 def check_size(path: Path, max_bytes: int | None) -> int:

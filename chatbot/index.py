@@ -203,6 +203,17 @@ class Index:
         return self._field("ntok")
 
     @cached_property
+    def kinds(self) -> np.ndarray:
+        """(passages,) int8: each passage's kind as a code into
+        :data:`chatbot.segment.KIND_CODES` (0: body)."""
+        out = np.zeros(self.size, np.int8)
+        for s, seg in enumerate(self.segments):
+            mine = self.seg_of == s
+            if mine.any():
+                out[mine] = seg.kinds()[self.local[mine]]
+        return out
+
+    @cached_property
     def lexical(self) -> LexicalIndex:
         """BM25 over the live passages of every segment."""
         return LexicalIndex(

@@ -4,7 +4,8 @@ A segment folder (``seg-NNNNNN/``) is written once and never changed; removing o
 updating a document only marks it deleted in the manifest (:mod:`chatbot.store`), and a
 merge writes a new segment from the live rows of old ones. Files::
 
-    documents.jsonl       one line per document: name, title, headings, pages, its record
+    documents.jsonl       one line per document: name, title, headings, pages, regions
+                          (front matter, references, captions), its record
                           (path, sha256, sizes, time), where its text is in text.bin and
                           which passages are its (they are consecutive)
     text.bin              the documents' texts, UTF-8, end to end (stored once: passages
@@ -61,6 +62,7 @@ PASSAGE_DTYPE = np.dtype(
         ("ntok", "<i4"),
     ]
 )
+KIND_CODES = ("body", "front", "references", "caption")  # Passage.kind, by code
 ANN_MIN_PASSAGES = 50_000  # from this size a segment's FAISS index is IVF, not exact
 _ARRAYS = ("passages", "sentences", "sentence_rows", "vectors", "sentence_vectors", "tokens")
 _WORD_ARRAYS = ("indptr", "ids", "counts", "totals")
@@ -157,6 +159,7 @@ def from_build(
             "title": d.title,
             "headings": [[h.start, h.end] for h in d.headings],
             "pages": [list(pg) for pg in d.pages],
+            "regions": [list(r) for r in d.regions],
             "text_at": offsets[i],
             "text_bytes": len(chunks[i]),
             "first": int(first[i]),
@@ -181,6 +184,15 @@ def from_build(
         word_ids=ids,
         word_counts=counts,
     )
+
+
+def region_kind(regions: Sequence[Sequence[Any]], start: int) -> str:
+    """The kind of the passage starting at ``start``: its region's, else "body" (passages
+    never cross a region boundary, :func:`chatbot.splitter.split_document`)."""
+    for r in regions:
+        if r[0] <= start < r[1]:
+            return str(r[2])
+    return "body"
 
 
 def _byte_offsets(text: str) -> np.ndarray:
@@ -324,6 +336,7 @@ class Segment:
             title=doc["title"],
             headings=[Span(s, e) for s, e in doc["headings"]],
             pages=[tuple(p) for p in doc["pages"]],  # type: ignore[misc]
+            regions=[tuple(r) for r in doc.get("regions", ())],  # type: ignore[misc]
         )
 
     def passage_text(self, i: int) -> str:
@@ -335,15 +348,35 @@ class Segment:
         row = self.passages[i]
         s0, ns = int(row["sent0"]), int(row["nsent"])
         page = int(row["page"])
+        doc = self.docs[int(row["doc"])]
         return Passage(
             text=bytes(self.text[int(row["bstart"]) : int(row["bend"])]).decode("utf-8"),
-            source=self.docs[int(row["doc"])]["source"],
+            source=doc["source"],
             start=int(row["start"]),
             end=int(row["end"]),
             heading=self.headings[int(row["heading"])],
             page=None if page < 0 else page,
             sentences=[(int(a), int(b)) for a, b in self.sentences[s0 : s0 + ns]],
+            kind=region_kind(doc.get("regions", ()), int(row["start"])),
         )
+
+    def kinds(self) -> np.ndarray:
+        """(passages,) int8 code of each passage's kind (:data:`KIND_CODES`)."""
+        out = np.zeros(self.size, np.int8)
+        starts = self.passages["start"]
+        for doc in self.docs:
+            regions = doc.get("regions") or ()
+            if not regions or not doc["count"]:
+                continue
+            rows = slice(doc["first"], doc["first"] + doc["count"])
+            at = np.asarray([r[0] for r in regions], np.int64)
+            ends = np.asarray([r[1] for r in regions], np.int64)
+            codes = np.asarray([KIND_CODES.index(r[2]) for r in regions], np.int8)
+            s = np.asarray(starts[rows], np.int64)
+            k = np.searchsorted(at, s, side="right") - 1
+            inside = (k >= 0) & (s < ends[np.maximum(k, 0)])
+            out[rows] = np.where(inside, codes[np.maximum(k, 0)], 0)
+        return out
 
     def words(self) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(vocabulary, indptr, word ids, counts, totals): the per-document word counts, and

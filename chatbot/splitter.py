@@ -38,13 +38,23 @@ def sentence_spans(
 
 
 def _split_lines(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    """``text[start:end]`` cut at the line breaks that end a line of its own: after
+    sentence punctuation, before a list item, or a short line before a capitalised one (a
+    heading run into its text, an unpunctuated list); not inside hard-wrapped prose, whose
+    lines run to the wrap width."""
     parts: list[tuple[int, int]] = []
     pos = start
+    widest = max((len(line) for line in text[start:end].splitlines()), default=0)
     for m in re.finditer(r"\r?\n", text[start:end]):
         line_end = start + m.start()
         if line_end > pos and not text[pos:line_end].rstrip().endswith((",", "-", "–")):
             stripped = text[pos:line_end].rstrip()
-            if stripped and (stripped[-1] in ".?!:;" or _looks_like_item(text, start + m.end())):
+            nxt = start + m.end()
+            if stripped and (
+                stripped[-1] in ".?!:;"
+                or _looks_like_item(text, nxt)
+                or (_starts_capitalised(text, nxt) and _short_line(stripped, widest))
+            ):
                 parts.append((pos, pos + len(stripped)))
                 pos = start + m.end()
                 while pos < end and text[pos].isspace():
@@ -52,6 +62,16 @@ def _split_lines(text: str, start: int, end: int) -> list[tuple[int, int]]:
     if pos < end:
         parts.append((pos, end))
     return parts
+
+
+def _starts_capitalised(text: str, pos: int) -> bool:
+    return bool(re.match(r"[ \t]*[A-Z0-9]", text[pos : pos + 8]))
+
+
+def _short_line(line: str, widest: int) -> bool:
+    """Shorter than a wrapped line would be: under 70% of the block's widest line, or in a
+    block of short lines only (under 50 characters: a list, not wrapped prose)."""
+    return widest < 50 or len(line) < 0.7 * widest
 
 
 def _looks_like_item(text: str, pos: int) -> bool:
@@ -126,28 +146,29 @@ def split_document(
     passages: list[Passage] = []
     heading = ""
     section = 0  # a heading line starts a new section (even one named like the last)
-    # (section, heading, sentences) per paragraph group
-    groups: list[tuple[int, str, list[Span]]] = []
-    for kind, seg in _segments(text, doc.headings, heading_starts):
-        if kind == "heading":
+    # (section, kind, heading, sentences) per paragraph group
+    groups: list[tuple[int, str, str, list[Span]]] = []
+    for what, seg in _segments(text, doc.headings, heading_starts):
+        if what == "heading":
             heading = text[seg.start : seg.end].strip()
             section += 1
             continue
-        sents = sentence_spans(text, seg.start, seg.end, max_chars, sentences)
-        if not sents:
-            continue
-        prev = groups[-1] if groups else None
-        if (
-            prev is not None
-            and prev[0] == section
-            and prev[2][-1].end - prev[2][0].start < min_chars
-            and sents[-1].end - prev[2][0].start <= max_chars
-            and not _page_break_between(page_starts, prev[2][-1].end, sents[0].start)
-        ):
-            prev[2].extend(sents)
-        else:
-            groups.append((section, heading, sents))
-    for _, heading, sents in groups:
+        for run, kind in _by_region(text, seg, doc.regions):
+            sents = sentence_spans(text, run.start, run.end, max_chars, sentences)
+            if not sents:
+                continue
+            prev = groups[-1] if groups else None
+            if (
+                prev is not None
+                and prev[:2] == (section, kind)
+                and prev[3][-1].end - prev[3][0].start < min_chars
+                and sents[-1].end - prev[3][0].start <= max_chars
+                and not _page_break_between(page_starts, prev[3][-1].end, sents[0].start)
+            ):
+                prev[3].extend(sents)
+            else:
+                groups.append((section, kind, heading, sents))
+    for _, kind, heading, sents in groups:
         for i, j in _windows(sents, max_chars, overlap):
             start, end = sents[i].start, sents[j - 1].end
             passages.append(
@@ -159,9 +180,37 @@ def split_document(
                     heading=heading,
                     page=_page_at(doc.pages, page_starts, start),
                     sentences=[(s.start - start, s.end - start) for s in sents[i:j]],
+                    kind=kind,
                 )
             )
     return passages
+
+
+def _by_region(text: str, run: Span, regions: list[tuple[int, int, str]]) -> list[tuple[Span, str]]:
+    """``run`` cut where a region (front matter, references, caption) starts or ends, each
+    piece with its kind ("body" outside regions), whitespace trimmed."""
+    if not regions:
+        return [(run, "body")]
+    out: list[tuple[Span, str]] = []
+    pos = run.start
+    for r_start, r_end, kind in regions:
+        if r_end <= pos or r_start >= run.end:
+            continue
+        if r_start > pos:
+            out.extend((s, "body") for s in _trimmed(text, pos, r_start))
+        end = min(r_end, run.end)
+        out.extend((s, kind) for s in _trimmed(text, max(pos, r_start), end))
+        pos = end
+    out.extend((s, "body") for s in _trimmed(text, pos, run.end))
+    return out
+
+
+def _trimmed(text: str, start: int, end: int) -> list[Span]:
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return [Span(start, end)] if end > start else []
 
 
 def _segments(text: str, headings: list[Span], starts: list[int]) -> list[tuple[str, Span]]:
@@ -184,12 +233,7 @@ def _segments(text: str, headings: list[Span], starts: list[int]) -> list[tuple[
 
 
 def _add_text(out: list[tuple[str, Span]], text: str, start: int, end: int) -> None:
-    while start < end and text[start].isspace():
-        start += 1
-    while end > start and text[end - 1].isspace():
-        end -= 1
-    if end > start:
-        out.append(("text", Span(start, end)))
+    out.extend(("text", s) for s in _trimmed(text, start, end))
 
 
 def _page_at(pages: list[tuple[int, int, int]], starts: list[int], pos: int) -> int | None:

@@ -74,7 +74,8 @@ class SquadIndex:
 def write_articles(
     squad_file: Path, out_dir: Path, limit: int | None = None
 ) -> list[SquadQuestion]:
-    """Write each article as one .txt document (title line, paragraphs joined by a blank line).
+    """Write each article as one .txt document (its title line, if it has a title, then its
+    paragraphs joined by a blank line).
 
     Raises :class:`~chatbot.batchio.InputError` if the file is not in SQuAD format.
     """
@@ -93,9 +94,12 @@ def _write_articles(squad_file: Path, out_dir: Path, limit: int | None) -> list[
     out_dir.mkdir(parents=True, exist_ok=True)
     questions: list[SquadQuestion] = []
     for n, article in enumerate(data[:limit] if limit else data):
-        title = article.get("title", f"Article {n + 1}").replace("_", " ")
-        name = f"{n:03d}-{re.sub(r'[^A-Za-z0-9]+', '_', title)[:60]}.txt"
-        text = title + "\n\n"
+        # An article without a title (COVID-QA: the paper's own first line is its title)
+        # gets no made-up title line.
+        title = (article.get("title") or "").replace("_", " ")
+        label = title or f"Article {n + 1}"
+        name = f"{n:03d}-{re.sub(r'[^A-Za-z0-9]+', '_', label)[:60]}.txt"
+        text = title + "\n\n" if title else ""
         for para in article["paragraphs"]:
             base = len(text)
             text += para["context"]

@@ -22,7 +22,9 @@ class Document:
     UTF-8 with no newline translation; for other formats it is the extracted text, stored
     in the index so the verbatim guarantee holds for every format.
     ``headings`` are spans of heading lines (never answers by themselves); ``pages`` are
-    ``(start, end, page_number)`` spans for paginated formats.
+    ``(start, end, page_number)`` spans for paginated formats; ``regions`` are
+    ``(start, end, kind)`` spans of what is not body text: front matter, references,
+    captions (:mod:`chatbot.structure`).
     """
 
     source: str
@@ -30,6 +32,7 @@ class Document:
     title: str = ""
     headings: list[Span] = field(default_factory=list)
     pages: list[tuple[int, int, int]] = field(default_factory=list)
+    regions: list[tuple[int, int, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -44,6 +47,9 @@ class Passage:
     page: int | None = None
     # Sentence spans relative to the passage start (used for the highlight).
     sentences: list[tuple[int, int]] = field(default_factory=list)
+    # "body", or what :mod:`chatbot.structure` recognised: "front" (front matter),
+    # "references" (a reference list; neither is an answer unless asked about) or "caption".
+    kind: str = "body"
 
 
 @dataclass
@@ -63,6 +69,7 @@ class Hit:
     # Calibrated probability that this passage answers the question (the one number shown);
     # ``score`` is the ranking score, kept in JSON but never shown as a badge.
     confidence: float = 0.0
+    kind: str = "body"  # the passage's kind (Passage.kind)
 
     def to_dict(self) -> dict[str, Any]:
         """The hit as JSON: one entry of an answer record's ``"passages"``."""
@@ -79,6 +86,8 @@ class Hit:
         }
         if self.page is not None:
             d["page"] = self.page
+        if self.kind != "body":
+            d["kind"] = self.kind
         return d
 
 

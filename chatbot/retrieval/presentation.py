@@ -484,6 +484,7 @@ class Presenter:
                     score=float(scores[o]),
                     highlight=self.highlight(i, qvec, cues, start - p.start, end - p.start, p),
                     page=p.page,
+                    kind=p.kind,
                 )
             )
             if len(hits) >= k:

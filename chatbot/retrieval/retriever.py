@@ -8,7 +8,9 @@ from ..config import ABSTAIN_MESSAGE, Settings
 from ..embedder import Embedder, TokenVectors
 from ..index import Index
 from ..lexical import tokenize
+from ..segment import KIND_CODES
 from ..spelling import MAX_WORD_CHARS, Speller
+from ..structure import asks_about
 from ..types import Answer, tier_of
 from . import candidates, confidence, evidence, ranking
 from .confidence import WordWeights
@@ -257,6 +259,9 @@ class Retriever:
             terms = tokenize(query)
             bm25 = idx.lexical.sparse_scores(terms)
         cand = candidates.union(dense_ids, bm25, self.fusion.candidates, n)
+        cand = cand[self.answerable(query, cand)]
+        if not len(cand):
+            return None
         return Features(
             cand,
             evidence.passage_cosine(idx.vectors, cand, qvec),
@@ -268,6 +273,16 @@ class Retriever:
             ),
             terms,
         )
+
+    def answerable(self, query: str, cand: np.ndarray) -> np.ndarray:
+        """Mask of the passages ``cand`` that may answer ``query``: body text and captions;
+        front matter and reference lists only when the question is about them
+        (:func:`chatbot.structure.asks_about`)."""
+        kinds = self.index.kinds[cand]
+        if not kinds.any():
+            return np.ones(len(cand), bool)
+        allowed = [KIND_CODES.index(k) for k in ("body", "caption", *asks_about(query))]
+        return np.isin(kinds, allowed)
 
     def rank(self, f: Features, token_vectors: TokenVectors) -> Ranking:
         """:func:`.ranking.rank` with this retriever's weights and token match."""
