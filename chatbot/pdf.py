@@ -121,9 +121,10 @@ def drop_running_lines(pages: list[list[str]], title: str = "") -> tuple[list[li
     goes when the document has two or more pages with text. Another line goes when its
     normalised form is in the margins of enough pages: 2 in a document of up to 3 pages, else
     3 and a third of the pages (alternating left/right running heads each cover about half the
-    pages after the first, so half would miss them; three repeats rules out chance). On the
-    first page with text a line stays unless it repeats on two more pages and is not the PDF's
-    title, so a title that repeats once (or is also the running head) is kept.
+    pages after the first, so half would miss them; three repeats rules out chance). The first
+    page with text carries the title and authors, which running heads often repeat: there a
+    line goes only when it is in the margins of every page of a document of 3 or more pages
+    and is not the PDF's title (a journal's banner), so a title that repeats once stays.
     """
     with_text = [i for i, lines in enumerate(pages) if any(line.strip() for line in lines)]
     if len(with_text) < 2:
@@ -141,9 +142,11 @@ def drop_running_lines(pages: list[list[str]], title: str = "") -> tuple[list[li
         gone = set()
         for j in indexes:
             key = _normalise(pages[i][j])
-            first = i == with_text[0]
-            running = counts[key] >= (max(least, 3) if first else least)
-            if is_page_number(pages[i][j]) or (running and not (first and key == title_key)):
+            if i == with_text[0]:
+                running = n >= 3 and counts[key] == n and key != title_key
+            else:
+                running = counts[key] >= least
+            if running or is_page_number(pages[i][j]):
                 gone.add(j)
         out[i] = [line for j, line in enumerate(pages[i]) if j not in gone]
         dropped += len(gone)
