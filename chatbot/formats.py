@@ -193,7 +193,7 @@ def extract_pdf(path: Path, source: str, data: bytes) -> Document:
             log.warning("%s: could not extract text from page %d: %s", name, number, e)
             plain = ""
         page_lines.append(pdf.page_lines(page, plain, name, number) if plain.strip() else [])
-    page_lines, dropped = pdf.drop_running_lines(page_lines, title)
+    page_lines, dropped = pdf.drop_running_lines(page_lines)
     evidence = pdf.HyphenEvidence(line for lines in page_lines for line in lines)
 
     b = _Builder()

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from statistics import median
 from typing import Any
 
+import numpy as np
+
 log = logging.getLogger(__name__)
 
 _WS = re.compile(r"\s+")
@@ -62,6 +64,11 @@ class HyphenEvidence:
         left, right = left.casefold(), right.casefold()
         return f"{left}-{right}" in self.pairs and left + right not in self.words
 
+    def joins(self, left: str, right: str) -> bool:
+        """Does the document write ``leftright`` as one word and never ``left-right``?"""
+        left, right = left.casefold(), right.casefold()
+        return left + right in self.words and f"{left}-{right}" not in self.pairs
+
 
 def dehyphenate(text: str, evidence: HyphenEvidence | None = None) -> str:
     """Remove line breaks after hyphens: ``exam-\\nple`` -> ``example``, ``COVID-\\n19`` ->
@@ -69,16 +76,19 @@ def dehyphenate(text: str, evidence: HyphenEvidence | None = None) -> str:
 
     Only a lowercase letter after a lowercase letter is a syllable break (joined as one word),
     unless ``evidence`` shows the document writes the hyphenated compound; after digits or an
-    uppercase acronym, or before a capital or a digit, the hyphen belongs to the word and stays.
+    uppercase acronym, or before a capital or a digit, the hyphen belongs to the word and stays,
+    unless the document writes the letters joined and never hyphenated (``OP-\\nTIONAL``).
     """
 
     def join(m: re.Match[str]) -> str:
         left, right = m.group(1), m.group(2)
         piece = left.rsplit("-", 1)[-1]
-        syllable = piece[-1].islower() and right[0].islower()
-        if syllable and not (evidence and evidence.keeps_hyphen(piece, _first_part(right))):
-            return left
-        return left + "-"
+        cont = _first_part(right)
+        if piece[-1].islower() and cont[0].islower():  # a syllable break, unless shown otherwise
+            keep = evidence is not None and evidence.keeps_hyphen(piece, cont)
+        else:  # a hyphen of the word's own, unless the document writes the word joined
+            keep = not (evidence is not None and piece.isalpha() and evidence.joins(piece, cont))
+        return left + "-" if keep else left
 
     return _LINE_END_HYPHEN.sub(join, text)
 
@@ -114,7 +124,7 @@ def is_page_number(line: str) -> bool:
     return _PAGE_NUMBER.fullmatch(line.strip()) is not None
 
 
-def drop_running_lines(pages: list[list[str]], title: str = "") -> tuple[list[list[str]], int]:
+def drop_running_lines(pages: list[list[str]]) -> tuple[list[list[str]], int]:
     """The pages' lines without running headers, footers and page numbers; and how many went.
 
     Only the first and last two non-empty lines of a page are candidates. A page number there
@@ -122,9 +132,9 @@ def drop_running_lines(pages: list[list[str]], title: str = "") -> tuple[list[li
     normalised form is in the margins of enough pages: 2 in a document of up to 3 pages, else
     3 and a third of the pages (alternating left/right running heads each cover about half the
     pages after the first, so half would miss them; three repeats rules out chance). The first
-    page with text carries the title and authors, which running heads often repeat: there a
-    line goes only when it is in the margins of every page of a document of 3 or more pages
-    and is not the PDF's title (a journal's banner), so a title that repeats once stays.
+    page with text loses only its page number: it carries the title and authors, which running
+    heads repeat word for word (often with no title in the metadata to tell them apart), and
+    a journal's banner kept once costs less than a lost title.
     """
     with_text = [i for i, lines in enumerate(pages) if any(line.strip() for line in lines)]
     if len(with_text) < 2:
@@ -135,17 +145,13 @@ def drop_running_lines(pages: list[list[str]], title: str = "") -> tuple[list[li
         counts.update({_normalise(pages[i][j]) for j in indexes})
     n = len(with_text)
     least = 2 if n <= 3 else max(3, -(-n // 3))
-    title_key = _normalise(title)
     out = [list(lines) for lines in pages]
     dropped = 0
     for i, indexes in margins.items():
         gone = set()
         for j in indexes:
             key = _normalise(pages[i][j])
-            if i == with_text[0]:
-                running = n >= 3 and counts[key] == n and key != title_key
-            else:
-                running = counts[key] >= least
+            running = i != with_text[0] and counts[key] >= least
             if running or is_page_number(pages[i][j]):
                 gone.add(j)
         out[i] = [line for j, line in enumerate(pages[i]) if j not in gone]
@@ -265,12 +271,20 @@ def _gutter(lines: list[_Line]) -> tuple[float, float] | None:
     width = right - left
     if width <= 0:
         return None
-    long = [[(f.x0, f.x1) for f in ln.frags] for ln in lines if ln.width >= 0.2 * width]
     lo, hi = int(left + 0.3 * width), int(left + 0.7 * width)
-    cover = [sum(any(a < x + 1 and b > x for a, b in ln) for ln in long) for x in range(lo, hi)]
-    if not cover or min(cover) > 0.2 * len(long):
+    if hi <= lo:
         return None
+    counts = np.zeros(hi - lo, dtype=np.int32)  # lines crossing each 1-pt column of the band
+    long = [ln for ln in lines if ln.width >= 0.2 * width]
+    for ln in long:
+        crossed = np.zeros(hi - lo, dtype=bool)
+        for f in ln.frags:
+            crossed[max(int(f.x0) - lo, 0) : max(int(np.ceil(f.x1)) - lo, 0)] = True
+        counts += crossed
+    cover = counts.tolist()
     least = min(cover)
+    if least > 0.2 * len(long):
+        return None
     best, start = (0, 0), None
     for k, c in enumerate([*cover, least + 1]):
         if c == least and start is None:

@@ -138,7 +138,10 @@ def prose(lines: list[str]) -> str:
     return text.replace("hyphen- ation", "hyphenation").replace("two- column", "two-column")
 
 
+# Page 1 keeps its copy of the running header (a first page's lines may be its title); pages 2
+# and 3 lose theirs, and every page its number.
 EXPECTED = [
+    HEADER,
     TITLE,
     *(para for left, right in COLUMNS for para in (prose(left), prose(right))),
 ]
@@ -152,11 +155,11 @@ def test_naive_order_of_the_generated_paper_interleaves_the_columns() -> None:
 def test_two_column_paper_reads_in_reading_order(tmp_path: Path) -> None:
     doc = extract(tmp_path, two_column_paper())
     assert doc.text.split("\n\n") == EXPECTED
-    assert "Proceedings" not in doc.text and "- 2 -" not in doc.text
+    assert doc.text.count(HEADER) == 1 and "- 1 -" not in doc.text and "- 2 -" not in doc.text
     assert "hyphenation of words" in doc.text and "a two-column paper" in doc.text
     assert [n for _, _, n in doc.pages] == [1, 2, 3]
     starts = [doc.text[s:e].split("\n\n")[0] for s, e, _ in doc.pages]
-    assert starts == [TITLE, EXPECTED[3], EXPECTED[5]]
+    assert starts == [HEADER, EXPECTED[4], EXPECTED[6]]
     assert doc.pages[-1][1] == len(doc.text)
 
 
@@ -166,9 +169,9 @@ def test_two_column_passages_are_verbatim(tmp_path: Path) -> None:
     assert passages
     for p in passages:
         assert p.text == doc.text[p.start : p.end]
-        assert "Proceedings" not in p.text
         page = next(n for s, e, n in doc.pages if s <= p.start < e)
         assert p.page == page
+        assert HEADER not in p.text or page == 1
 
 
 def test_unreadable_positions_fall_back_to_plain_order(
@@ -180,7 +183,7 @@ def test_unreadable_positions_fall_back_to_plain_order(
     monkeypatch.setattr(pdf, "fragments", broken)
     doc = extract(tmp_path, two_column_paper())
     assert f"{COLUMNS[0][0][0]} {COLUMNS[0][1][0]}" in doc.text  # pypdf's order, as before
-    assert "Proceedings" not in doc.text  # running lines still go
+    assert doc.text.count(HEADER) == 1  # running lines still go
 
 
 def test_single_column_page_keeps_plain_order(tmp_path: Path) -> None:
@@ -236,6 +239,11 @@ def test_dehyphenate_keeps_compounds_the_document_writes() -> None:
     assert dehyphenate("a two-\ncolumn page", evidence) == "a two-column page"
     assert dehyphenate("an exam-\nple", evidence) == "an example"  # no compound written
     assert dehyphenate("by e-\nmail", evidence) == "by email"  # both written: one word
+    # A capitalised break is joined only when the document writes the word joined.
+    evidence = HyphenEvidence(["Mark it OPTIONAL or CURRENT; see the Well-Known list."])
+    assert dehyphenate("is OP-\nTIONAL", evidence) == "is OPTIONAL"
+    assert dehyphenate("the Well-\nKnown list", evidence) == "the Well-Known list"
+    assert dehyphenate("is OP-\nTIONAL") == "is OP-TIONAL"
     # Without the evidence the same break is read as a syllable break.
     assert dehyphenate("a two-\ncolumn page") == "a twocolumn page"
 
@@ -275,15 +283,16 @@ def body(n: int) -> list[str]:
 def test_running_header_and_footer_dropped_from_every_page() -> None:
     pages = [["Journal of Tests 2024", *body(n), f"Smith et al. page {n}"] for n in range(1, 6)]
     kept, dropped = drop_running_lines(pages)
-    assert kept == [body(n) for n in range(1, 6)] and dropped == 10
+    assert kept[0] == pages[0]  # page 1 keeps all but a page number (its title may repeat)
+    assert kept[1:] == [body(n) for n in range(2, 6)] and dropped == 8
 
 
 def test_alternating_running_heads_are_dropped() -> None:
     pages = [["A Study of Tests", "Smith and Jones", *body(1)]]
     for n in range(2, 9):  # even pages carry the authors, odd pages the short title
         pages.append(["Smith and Jones" if n % 2 == 0 else "A study of tests", *body(n), str(n)])
-    kept, _ = drop_running_lines(pages, title="A Study of Tests")
-    # Page 1's title and authors stay: they are not in the margins of every page.
+    kept, _ = drop_running_lines(pages)
+    # Page 1's title and authors stay though the running heads repeat them.
     assert kept[0] == ["A Study of Tests", "Smith and Jones", *body(1)]
     assert kept[1:] == [body(n) for n in range(2, 9)]
 
@@ -296,17 +305,24 @@ def test_title_repeated_once_stays_on_the_first_page() -> None:
     assert kept == [pages[0], body(2)] and dropped == 1
 
 
+def test_title_that_is_the_running_head_stays_on_the_first_page() -> None:
+    pages = [["Shared MIME-info Database", "Thomas Leonard", *body(1)]]
+    pages += [["Shared MIME-info Database", *body(n), str(n)] for n in range(2, 6)]
+    kept, dropped = drop_running_lines(pages)
+    assert kept == [pages[0], *(body(n) for n in range(2, 6))] and dropped == 8
+
+
 def test_short_document_drops_a_header_on_two_pages() -> None:
     pages = [["Annual Report", *body(1)], ["Draft - do not cite", *body(2), "2"]]
     pages[0].append("Draft - do not cite")
     kept, dropped = drop_running_lines(pages)
-    # Page 1 keeps its lines (a repeat on one more page is not enough there); page 2 loses
-    # the repeated line and its page number.
+    # Page 1 keeps its lines; page 2 loses the repeated line and its page number.
     assert kept == [pages[0], body(2)] and dropped == 2
 
 
 def test_repeats_inside_the_page_and_single_pages_stay() -> None:
     pages = [[f"Intro {w}", *["Same line."] * 5, f"End {w}"] for w in ("a", "b", "c")]
     kept, _ = drop_running_lines(pages)
-    assert kept == [[f"Intro {w}", *["Same line."] * 3, f"End {w}"] for w in ("a", "b", "c")]
+    assert kept[0] == pages[0]
+    assert kept[1:] == [[f"Intro {w}", *["Same line."] * 3, f"End {w}"] for w in ("b", "c")]
     assert drop_running_lines([["Intro", "Text.", "12"]]) == ([["Intro", "Text.", "12"]], 0)
