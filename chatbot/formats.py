@@ -14,14 +14,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from . import pdf
 from .types import Document, Span
 
 log = logging.getLogger(__name__)
 
 _WS = re.compile(r"\s+")
-_BLANK_LINE = re.compile(r"\n[ \t\f\v]*\n")
-# "exam-\nple" -> "example": a letter, a hyphen at the end of a line, then a lowercase letter.
-_HYPHEN_BREAK = re.compile(r"(?<=[^\W\d_])-[ \t]*\n[ \t]*(?=[a-z])")
 
 
 class FormatError(ValueError):
@@ -135,11 +133,9 @@ def extract_html(path: Path, source: str, data: bytes) -> Document:
 # --- PDF ------------------------------------------------------------------------------------
 
 
-def _pdf_paragraphs(page_text: str) -> list[str]:
+def _pdf_paragraphs(page_text: str, evidence: pdf.HyphenEvidence | None = None) -> list[str]:
     """Split a page's text on blank lines, de-hyphenate and join hard-wrapped lines."""
-    text = page_text.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "")
-    paras = (_HYPHEN_BREAK.sub("", p) for p in _BLANK_LINE.split(text))
-    return [s for s in (_WS.sub(" ", p).strip() for p in paras) if s]
+    return pdf.paragraphs(page_text, evidence)
 
 
 def _pdf_dependency_error(name: str, e: Exception) -> FormatError:
@@ -187,17 +183,23 @@ def extract_pdf(path: Path, source: str, data: bytes) -> Document:
     except Exception as e:  # noqa: BLE001 - metadata is optional; pypdf may raise anything
         log.debug("%s: unreadable PDF metadata: %s", name, e)
 
-    b = _Builder()
-    spans: list[tuple[int, int, int]] = []
+    page_lines: list[list[str]] = []
     for number, page in enumerate(pages, start=1):
         try:
-            page_text = page.extract_text() or ""
+            plain = page.extract_text() or ""
         except DependencyError as e:  # AES streams are decrypted lazily, page by page
             raise _pdf_dependency_error(name, e) from e
         except Exception as e:  # noqa: BLE001 - one malformed page must not lose the others
             log.warning("%s: could not extract text from page %d: %s", name, number, e)
-            continue
-        added = [s for s in (b.add(p) for p in _pdf_paragraphs(page_text)) if s]
+            plain = ""
+        page_lines.append(pdf.page_lines(page, plain, name, number) if plain.strip() else [])
+    page_lines, dropped = pdf.drop_running_lines(page_lines)
+    evidence = pdf.HyphenEvidence(line for lines in page_lines for line in lines)
+
+    b = _Builder()
+    spans: list[tuple[int, int, int]] = []
+    for number, lines in enumerate(page_lines, start=1):
+        added = [s for s in (b.add(p) for p in _pdf_paragraphs("\n".join(lines), evidence)) if s]
         if added:
             spans.append((added[0].start, added[-1].end, number))
     doc = b.document(
@@ -207,7 +209,13 @@ def extract_pdf(path: Path, source: str, data: bytes) -> Document:
         hint="the PDF may be scanned images; run OCR (e.g. ocrmypdf) and add it again",
     )
     doc.pages = spans
-    log.debug("%s: %d pages, %d with text", name, len(pages), len(spans))
+    log.debug(
+        "%s: %d pages, %d with text; %d running header, footer or page-number lines left out",
+        name,
+        len(pages),
+        len(spans),
+        dropped,
+    )
     return doc
 
 
