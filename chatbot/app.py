@@ -117,13 +117,19 @@ def display_source(source: str) -> str:
     return os.path.basename(source) if os.path.isabs(source) else source
 
 
+KIND_LABELS = {"front": "front matter", "references": "reference list", "caption": "caption"}
+
+
 def source_label(hit: Hit) -> str:
-    """Plain-text source line: file, page (if any) and section heading."""
+    """Plain-text source line: file, page (if any), section heading, and what the passage
+    is when it is not body text (a caption, front matter, a reference list)."""
     label = display_source(hit.source)
     if hit.page is not None:
         label += f", p. {hit.page}"
     if hit.heading:
         label += f" › {hit.heading}"
+    if hit.kind in KIND_LABELS:
+        label += f" ({KIND_LABELS[hit.kind]})"
     return label
 
 

@@ -192,10 +192,11 @@ def cmd_index(args: argparse.Namespace) -> int:
         docs = store.read_records(settings.index_dir, manifest)
         total = f"{len(docs)} documents, {manifest.get('passages', 0)} passages"
         if sub == "list":
-            print("passages\tbytes\tindexed at\tdocument")
+            print("passages\tbytes\tindexed at\trecognised\tdocument")
             for source, r in docs.items():
                 name = ix.display_name(source)
-                print(f"{r['passages']}\t{r['bytes']}\t{r['indexed_at']}\t{name}")
+                found = r["recognised"] or "-"
+                print(f"{r['passages']}\t{r['bytes']}\t{r['indexed_at']}\t{found}\t{name}")
             print(total)
         else:
             print(f"index: {settings.index_dir}")

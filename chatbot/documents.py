@@ -159,10 +159,29 @@ def load_document(
         headings = find_headings(text, markdown=suffix in {".md", ".markdown"})
         title = text[headings[0].start : headings[0].end] if headings else ""
         doc = Document(source=source, text=text, title=title, headings=headings)
-    from .structure import find_regions  # uses this module's blocks
+    from .structure import FRONT, find_regions  # uses this module's blocks
 
-    doc.regions = [(r.start, r.end, r.kind) for r in find_regions(doc)]
+    regions = find_regions(doc)
+    doc.regions = [(r.start, r.end, r.kind) for r in regions]
+    if regions and regions[0].kind == FRONT:
+        _title_before(doc, regions[0].start)
     return doc
+
+
+def _title_before(doc: Document, front: int) -> None:
+    """A paper's first line, directly above its front matter, is its title (a heading,
+    never an answer by itself), even when no blank line sets it apart."""
+    text = doc.text
+    start = len(text) - len(text.lstrip())
+    end = text.find("\n", start)
+    end = len(text) if end < 0 else end
+    line = text[start:end].rstrip()
+    if not line or text[start + len(line) : front].strip() or front <= start:
+        return
+    if doc.headings and doc.headings[0].start <= start:
+        return  # already a heading
+    doc.headings.insert(0, Span(start, start + len(line)))
+    doc.title = doc.title or line
 
 
 def check_size(path: Path, max_bytes: int | None) -> int:

@@ -160,6 +160,7 @@ def from_build(
             "headings": [[h.start, h.end] for h in d.headings],
             "pages": [list(pg) for pg in d.pages],
             "regions": [list(r) for r in d.regions],
+            "recognised": recognised(d),
             "text_at": offsets[i],
             "text_bytes": len(chunks[i]),
             "first": int(first[i]),
@@ -184,6 +185,13 @@ def from_build(
         word_ids=ids,
         word_counts=counts,
     )
+
+
+def recognised(doc: Document) -> str:
+    """What :mod:`chatbot.structure` recognised in ``doc``, for ``index list``."""
+    from .structure import Region, summarize
+
+    return str(summarize([Region(*r) for r in doc.regions], doc.text))
 
 
 def region_kind(regions: Sequence[Sequence[Any]], start: int) -> str:

@@ -161,6 +161,7 @@ def split_document(
             if (
                 prev is not None
                 and prev[:2] == (section, kind)
+                and kind == "body"  # captions, reference lists, front matter: each its own
                 and prev[3][-1].end - prev[3][0].start < min_chars
                 and sents[-1].end - prev[3][0].start <= max_chars
                 and not _page_break_between(page_starts, prev[3][-1].end, sents[0].start)

@@ -632,7 +632,8 @@ def _open(index_dir: Path, manifest: dict) -> Index:
 
 def read_records(index_dir: Path, manifest: dict | None = None) -> dict[str, dict]:
     """The live documents' records (source, path, sha256, passages, ...) by name, read from
-    the segments' document tables without opening the rest of the index."""
+    the segments' document tables without opening the rest of the index; ``"recognised"``
+    says what :mod:`chatbot.structure` found in each (front matter, captions, references)."""
     manifest = manifest or read_manifest(index_dir)
     out: dict[str, dict] = {}
     try:
@@ -643,6 +644,7 @@ def read_records(index_dir: Path, manifest: dict | None = None) -> dict[str, dic
                     if d not in dead:
                         doc = json.loads(line)
                         out[doc["source"]] = {k: doc[k] for k in RECORD_FIELDS}
+                        out[doc["source"]]["recognised"] = doc.get("recognised", "")
     except (OSError, ValueError, LookupError, TypeError) as exc:
         raise IndexUnusable(
             f"index at {index_dir} is damaged ({type(exc).__name__}: {exc}); "
