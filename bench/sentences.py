@@ -1,6 +1,9 @@
 """Sentence-boundary precision and recall on the labelled set of tricky sentences.
 
-    .venv/bin/python bench/sentences.py [--set FILE.jsonl] [--covid] [--show N]
+    .venv/bin/python bench/sentences.py [--file FILE.jsonl] [--covid] [--show N]
+
+``--file`` (alias ``--set``) picks the labelled set: ``tests/data/sentences.jsonl`` by default,
+or the held-out ``tests/data/sentences_heldout.jsonl``, labelled without looking at any splitter.
 
 Each item of ``tests/data/sentences.jsonl`` is a short text (``sep.join(sentences)``) whose
 gold boundaries are the start offsets of its sentences after the first. A splitter's
@@ -226,7 +229,13 @@ def context(text: str, at: int, width: int = 30) -> str:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--set", default=str(DEFAULT_SET), help="the labelled set (JSON lines)")
+    ap.add_argument(
+        "--file",
+        "--set",
+        dest="set",
+        default=str(DEFAULT_SET),
+        help="the labelled set (JSON lines)",
+    )
     ap.add_argument("--covid", action="store_true", help="also train on COVID-QA dev 0-48")
     ap.add_argument("--show", type=int, default=0, help="print each splitter's N worst items")
     args = ap.parse_args()

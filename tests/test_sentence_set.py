@@ -14,6 +14,13 @@ import pytest
 from .conftest import DATA
 
 SET = DATA / "sentences.jsonl"
+HELDOUT = DATA / "sentences_heldout.jsonl"  # labelled without looking at any splitter
+# each set with its minimum numbers of items and sentences
+SETS = pytest.mark.parametrize(
+    ("path", "min_items", "min_sentences"),
+    [(SET, 200, 500), (HELDOUT, 150, 300)],
+    ids=["set", "heldout"],
+)
 BENCH = Path(__file__).resolve().parent.parent / "bench" / "sentences.py"
 COVID_QA = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "covid-qa"
 KINDS = {
@@ -76,8 +83,8 @@ ABBREVIATIONS = (
 )
 
 
-def _rows() -> list[dict]:
-    return [json.loads(line) for line in SET.read_text(encoding="utf-8").splitlines()]
+def _rows(path: Path = SET) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
 
 def _bench() -> ModuleType:
@@ -89,9 +96,10 @@ def _bench() -> ModuleType:
     return module
 
 
-def test_items_are_well_formed() -> None:
-    rows = _rows()
-    assert len(rows) >= 200
+@SETS
+def test_items_are_well_formed(path: Path, min_items: int, min_sentences: int) -> None:
+    rows = _rows(path)
+    assert len(rows) >= min_items
     ids = [r["id"] for r in rows]
     assert len(set(ids)) == len(ids)
     for r in rows:
@@ -104,7 +112,7 @@ def test_items_are_well_formed() -> None:
         for s in r["sentences"]:
             assert isinstance(s, str) and s and s == s.strip(), r["id"]
             assert "\n" not in s, r["id"]
-    assert sum(len(r["sentences"]) for r in rows) >= 500
+    assert sum(len(r["sentences"]) for r in rows) >= min_sentences
 
 
 def test_set_covers_the_kinds_and_abbreviations() -> None:
@@ -122,8 +130,9 @@ def test_set_covers_the_kinds_and_abbreviations() -> None:
         ), abbr
 
 
-def test_covid_items_come_from_the_dev_half_verbatim() -> None:
-    rows = [r for r in _rows() if r["source"] != "constructed"]
+@pytest.mark.parametrize("path", [SET, HELDOUT], ids=["set", "heldout"])
+def test_covid_items_come_from_the_dev_half_verbatim(path: Path) -> None:
+    rows = [r for r in _rows(path) if r["source"] != "constructed"]
     assert len(rows) >= 60
     articles = {int(r["source"].rsplit(" ", 1)[1]) for r in rows}
     assert articles <= set(range(49))  # articles 49 and later are the held-out half
