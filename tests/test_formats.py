@@ -26,21 +26,20 @@ from chatbot.formats import (
 from chatbot.types import Document
 
 
-def make_pdf(pages: list[list[str]], title: str = "") -> bytes:
-    """A minimal valid PDF: one Helvetica line per string, one page per list."""
+def pdf_esc(s: str) -> str:
+    """``s`` as a PDF string literal's content."""
+    return s.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
 
-    def esc(s: str) -> str:
-        return s.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
 
-    kids = " ".join(f"{4 + 2 * i} 0 R" for i in range(len(pages)))
+def pdf_from_streams(streams: list[bytes], title: str = "") -> bytes:
+    """A minimal valid PDF: one page per content stream (Helvetica as /F1)."""
+    kids = " ".join(f"{4 + 2 * i} 0 R" for i in range(len(streams)))
     objs = [
         b"<< /Type /Catalog /Pages 2 0 R >>",
-        f"<< /Type /Pages /Kids [{kids}] /Count {len(pages)} >>".encode(),
+        f"<< /Type /Pages /Kids [{kids}] /Count {len(streams)} >>".encode(),
         b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
     ]
-    for i, lines in enumerate(pages):
-        ops = ["BT /F1 12 Tf 72 720 Td 14 TL", *(f"({esc(x)}) Tj T*" for x in lines), "ET"]
-        stream = "\n".join(ops).encode()
+    for i, stream in enumerate(streams):
         objs.append(
             b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
             b"/Resources << /Font << /F1 3 0 R >> >> /Contents %d 0 R >>" % (5 + 2 * i)
@@ -48,7 +47,7 @@ def make_pdf(pages: list[list[str]], title: str = "") -> bytes:
         objs.append(b"<< /Length %d >>\nstream\n%s\nendstream" % (len(stream), stream))
     info = ""
     if title:
-        objs.append(f"<< /Title ({esc(title)}) >>".encode())
+        objs.append(f"<< /Title ({pdf_esc(title)}) >>".encode())
         info = f" /Info {len(objs)} 0 R"
     out = bytearray(b"%PDF-1.4\n")
     offsets = []
@@ -61,6 +60,17 @@ def make_pdf(pages: list[list[str]], title: str = "") -> bytes:
     out += f"trailer\n<< /Size {len(objs) + 1} /Root 1 0 R{info} >>\n".encode()
     out += b"startxref\n%d\n%%%%EOF\n" % xref
     return bytes(out)
+
+
+def make_pdf(pages: list[list[str]], title: str = "") -> bytes:
+    """A minimal valid PDF: one Helvetica line per string, one page per list."""
+    streams = [
+        "\n".join(
+            ["BT /F1 12 Tf 72 720 Td 14 TL", *(f"({pdf_esc(x)}) Tj T*" for x in lines), "ET"]
+        ).encode()
+        for lines in pages
+    ]
+    return pdf_from_streams(streams, title)
 
 
 def encrypt(pdf: bytes, user_password: str, algorithm: str = "RC4-128") -> bytes:

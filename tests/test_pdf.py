@@ -14,6 +14,8 @@ from chatbot.pdf import HyphenEvidence, dehyphenate, drop_running_lines, is_page
 from chatbot.splitter import split_document
 from chatbot.types import Document
 
+from .test_formats import pdf_esc, pdf_from_streams
+
 # (x, y, font size, text): one text line at a position, in content-stream order.
 Item = tuple[float, float, float, str]
 
@@ -21,35 +23,11 @@ Item = tuple[float, float, float, str]
 def positioned_pdf(pages: list[list[Item]]) -> bytes:
     """A minimal PDF drawing each item with ``Tm``/``Tj`` inside one BT/ET per page, in the
     given order (so a test decides the content-stream order, not the visual one)."""
-
-    def esc(s: str) -> str:
-        return s.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
-
-    kids = " ".join(f"{4 + 2 * i} 0 R" for i in range(len(pages)))
-    objs = [
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        f"<< /Type /Pages /Kids [{kids}] /Count {len(pages)} >>".encode(),
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-    ]
-    for i, items in enumerate(pages):
-        ops = ["BT", *(f"/F1 {s} Tf 1 0 0 1 {x} {y} Tm ({esc(t)}) Tj" for x, y, s, t in items)]
-        stream = "\n".join([*ops, "ET"]).encode()
-        objs.append(
-            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
-            b"/Resources << /Font << /F1 3 0 R >> >> /Contents %d 0 R >>" % (5 + 2 * i)
-        )
-        objs.append(b"<< /Length %d >>\nstream\n%s\nendstream" % (len(stream), stream))
-    out = bytearray(b"%PDF-1.4\n")
-    offsets = []
-    for num, obj in enumerate(objs, 1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n%s\nendobj\n" % (num, obj)
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objs) + 1)
-    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
-    out += f"trailer\n<< /Size {len(objs) + 1} /Root 1 0 R >>\n".encode()
-    out += b"startxref\n%d\n%%%%EOF\n" % xref
-    return bytes(out)
+    streams = []
+    for items in pages:
+        ops = ["BT", *(f"/F1 {s} Tf 1 0 0 1 {x} {y} Tm ({pdf_esc(t)}) Tj" for x, y, s, t in items)]
+        streams.append("\n".join([*ops, "ET"]).encode())
+    return pdf_from_streams(streams)
 
 
 def extract(tmp_path: Path, data: bytes, name: str = "paper.pdf") -> Document:
