@@ -28,6 +28,7 @@ from typing import Any
 ABBREVIATIONS_FILE = Path(__file__).with_name("data") / "abbreviations.txt"
 LOWERCASE_FILE = Path(__file__).with_name("data") / "lowercase_words.txt"
 FORMAT = 1
+TRAIN_MAX_CHARS = 5_000_000  # Punkt learns from at most this much text (~10 s here)
 # Capitalised after an abbreviation, these begin a new sentence ("... et al. The ...").
 _STARTERS = """
     the this these those there that it its in we our they their he she his her however
@@ -98,17 +99,20 @@ class SentenceSplitter:
         return cls(params)
 
     @classmethod
-    def train(cls, texts: Iterable[str]) -> SentenceSplitter:
-        """Punkt trained on ``texts`` (the documents being indexed), plus the shipped
-        abbreviations. Single letters learned as abbreviations are dropped: Punkt's rule
-        for initials handles "J. Bach" and "E. coli" without them, and with them a sentence
-        could never end at "vitamin K."."""
+    def train(cls, texts: Iterable[str], max_chars: int = TRAIN_MAX_CHARS) -> SentenceSplitter:
+        """Punkt trained on the first ``max_chars`` characters of ``texts`` (the documents
+        being indexed), plus the shipped abbreviations. Single letters learned as
+        abbreviations are dropped: Punkt's rule for initials handles "J. Bach" and "E. coli"
+        without them, and with them a sentence could never end at "vitamin K."."""
         from nltk.tokenize.punkt import PunktTrainer
 
         trainer = PunktTrainer()
-        n = 0
+        n = seen = 0
         for text in texts:
-            trainer.train(text, finalize=False)
+            if seen >= max_chars:  # enough to learn from; training is linear in the text
+                break
+            trainer.train(text[: max_chars - seen], finalize=False)
+            seen += len(text)
             n += 1
         trainer.finalize_training()
         params = trainer.get_params()

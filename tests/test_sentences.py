@@ -121,3 +121,10 @@ def test_a_damaged_splitter_file_is_one_error_that_names_the_fix(fake_index: Set
     (index_dir / entry["file"]).write_text("{}")
     with pytest.raises(store.IndexUnusable, match="rebuild with `chatbot index build`"):
         store.load(index_dir)
+
+
+def test_training_reads_at_most_max_chars() -> None:
+    texts = [SCIENCE] * 50
+    capped = SentenceSplitter.train(texts, max_chars=len(SCIENCE) * 3)
+    assert capped.documents == 3
+    assert SentenceSplitter.train(texts).documents == 50
