@@ -11,6 +11,8 @@ questions, from "The Intranasal Application of Zanamivir and Carrageenan ..." on
 reported). A hit is a returned passage covering at least half of a gold answer span. The
 last columns count questions whose top passage is front matter, a reference list or a
 caption (:mod:`chatbot.structure`). ``--keep DIR`` saves the built index and reuses it.
+``--file`` another SQuAD-format file, e.g. SQuAD dev with ``--dev-articles 24`` (its fit and
+evaluation halves).
 """
 
 from __future__ import annotations
@@ -45,6 +47,12 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--file", default=str(DEFAULT))
     ap.add_argument("--keep", help="save/reuse the built index in this folder")
+    ap.add_argument(
+        "--dev-articles",
+        type=int,
+        default=DEV_ARTICLES,
+        help="articles in the first half (49 for COVID-QA; 24 for SQuAD dev: its fit half)",
+    )
     args = ap.parse_args()
     path = Path(args.file)
     if not path.exists():
@@ -71,17 +79,21 @@ def main() -> int:
     )
     queries = queries_of(retriever, questions)
     qvecs, qtokens = embedder.encode_with_tokens(queries)
-    halves: dict[str, list[int | None]] = {"development (1-49)": [], "evaluation (50-98)": []}
+    n, total = args.dev_articles, len(index.documents)
+    halves: dict[str, list[int | None]] = {
+        f"development (1-{n})": [],
+        f"evaluation ({n + 1}-{total})": [],
+    }
     kinds: dict[str, Counter[str]] = {name: Counter() for name in halves}
     for q, text, v, t in zip(questions, queries, qvecs, qtokens, strict=True):
         ans = retriever.answer_with_vector(q.question, text, v, 5, token_vectors=t)
         rank = next((h.rank for h in ans.hits if covers(h.source, h.start, h.end, q)), None)
-        half = list(halves)[article_of(q.source) >= DEV_ARTICLES]
+        half = list(halves)[article_of(q.source) >= n]
         halves[half].append(rank)
         if ans.hits:
             kinds[half][getattr(ans.hits[0], "kind", "body")] += 1
     print(
-        f"# {path.name}: {len(index.documents)} articles, {index.size} passages, "
+        f"# {path.name}: {total} articles, {index.size} passages, "
         f"indexed/loaded in {index_s:.0f} s; splitter {settings.splitter_settings()}"
     )
     print()
