@@ -555,10 +555,18 @@ class RayAnswerer:
 # ---------------------------------------------------------------------------- a local cluster
 
 
+_TAKEN: set[int] = set()  # ports this process handed out (a closed port may come back)
+
+
 def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port free on 127.0.0.1 now, never one this process handed out before."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port not in _TAKEN:
+            _TAKEN.add(port)
+            return port
 
 
 def _ray_command() -> str:
@@ -583,7 +591,12 @@ class LocalCluster:
         self, workers: int = 1, cpus: int = 1, head_cpus: int = 1, env: dict | None = None
     ) -> None:
         self.workers, self.cpus, self.head_cpus = workers, cpus, head_cpus
-        self.env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", **(env or {})}
+        self.env = {
+            **os.environ,
+            "RAY_USAGE_STATS_ENABLED": "0",
+            "RAY_raylet_start_wait_time_s": "120",  # shared CPUs: give a node time to start
+            **(env or {}),
+        }
         self.temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # socket paths must be short
         self.port = _free_port()
         self.address = f"127.0.0.1:{self.port}"
@@ -628,9 +641,9 @@ class LocalCluster:
         """Start the head, then the worker nodes; return when all are in the cluster."""
         self._start_node(True, self.head_cpus)
         self._wait_nodes(1, timeout)
-        for _ in range(self.workers):
+        for i in range(self.workers):  # one at a time: a loaded machine is slow to start them
             self._start_node(False, self.cpus)
-        self._wait_nodes(1 + self.workers, timeout)
+            self._wait_nodes(2 + i, timeout)
 
     def _wait_nodes(self, n: int, timeout: float) -> None:
         code = (
@@ -644,10 +657,13 @@ class LocalCluster:
         )
         deadline = time.monotonic() + timeout
         while True:
-            for node in self.nodes:
+            for i, node in enumerate(self.nodes):
                 if node.process.poll() is not None:
+                    log_file = Path(self.temp) / f"node-{i}.log"
+                    lines = log_file.read_text(errors="replace").strip().splitlines()
                     self.stop()
-                    raise ClusterError(f"`{' '.join(node.args[:3])}` exited; see {self.temp}")
+                    last = lines[-1] if lines else "no output"
+                    raise ClusterError(f"`ray start` of node {i} exited: {last}")
             with contextlib.suppress(subprocess.TimeoutExpired):
                 done = subprocess.run(
                     [sys.executable, "-c", code], env=self.env, capture_output=True, timeout=60
