@@ -24,7 +24,10 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+# This file is named ray.py: keep its folder off the path so `import ray` finds Ray.
+HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
+sys.path.insert(0, str(HERE.parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from chatbot.config import BUNDLED_MODEL, PROJECT_ROOT, Settings  # noqa: E402
