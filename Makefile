@@ -15,8 +15,8 @@ $(BIN)/.installed: requirements.txt pyproject.toml
 	$(BIN)/pip install -q --no-deps -e .
 	touch $@
 
-$(BIN)/.dev-installed: $(BIN)/.installed requirements-dev.txt
-	$(BIN)/pip install -q -r requirements-dev.txt
+$(BIN)/.dev-installed: $(BIN)/.installed requirements-dev.txt requirements-ray.txt
+	$(BIN)/pip install -q -r requirements-dev.txt -r requirements-ray.txt
 	touch $@
 
 install: $(BIN)/.installed
@@ -38,7 +38,7 @@ format: dev
 	$(BIN)/ruff format .
 
 audit: dev
-	$(BIN)/python tools/audit.py requirements.txt requirements-dev.txt
+	$(BIN)/python tools/audit.py requirements.txt requirements-dev.txt requirements-ray.txt
 
 test: lint audit
 	$(BIN)/pytest

@@ -46,6 +46,16 @@ def check_backend(backend: str) -> str:
     return backend
 
 
+def cpu_config() -> dict[str, str]:
+    """OpenVINO's CPU settings: fp32, latency hint, and ``CHATBOT_THREADS`` threads if set
+    (setting ``threads``; a Ray actor sets it to the CPUs it reserved)."""
+    config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}
+    threads = os.environ.get("CHATBOT_THREADS", "").strip()
+    if threads.isdigit() and int(threads) > 0:
+        config["INFERENCE_NUM_THREADS"] = threads
+    return config
+
+
 def cache_root() -> Path:
     """Where converted models are cached (see the module docstring)."""
     own = os.environ.get("CHATBOT_CACHE_DIR")
@@ -131,7 +141,7 @@ def openvino_transformer(
     cache = cache_root() if cache is None else cache
     folder = cache / "openvino" / cache_key(model_path)
     core = ov.Core()
-    config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}
+    config = cpu_config()
     if (folder / IR_FILE).exists():
         try:
             t0 = time.perf_counter()
@@ -242,8 +252,7 @@ def load_light(model_path: str, cache: Path | None = None) -> tuple[Any, dict] |
         import openvino as ov
 
         core = ov.Core()
-        hints = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}
-        compiled = core.compile_model(core.read_model(folder / IR_FILE), "CPU", hints)
+        compiled = core.compile_model(core.read_model(folder / IR_FILE), "CPU", cpu_config())
     except Exception as exc:  # noqa: BLE001 - anything wrong: load the full way
         if (folder / LIGHT_FILE).exists():
             log.info("loading the model the full way: %s", exc)

@@ -19,8 +19,9 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -173,8 +174,6 @@ def run_batch(settings: Settings, options: AskOptions, progress: bool = False) -
 
     ``progress`` shows a bar (the caller enables it on a terminal, unless ``quiet``).
     """
-    from .service import open_retriever
-
     out = options.out
     fmt = output_format(options.fmt, out)
     if _same_file(options.file, out):
@@ -185,7 +184,7 @@ def run_batch(settings: Settings, options: AskOptions, progress: bool = False) -
             options.file, options.input_format, skip_bad=options.skip_bad, on_bad=reporter.bad
         )
     )
-    retriever = open_retriever(settings)
+    retriever, stream = _answerer(settings)
     evaluation = Evaluation(
         threshold=settings.threshold, k=settings.k, possible_threshold=settings.possible_threshold
     )
@@ -212,7 +211,7 @@ def run_batch(settings: Settings, options: AskOptions, progress: bool = False) -
         bar = answering_bar(progress and not options.quiet)
         reporter.bar = bar
         try:
-            for q, answer in answer_stream(retriever, questions, settings.k, settings.batch_size):
+            for q, answer in stream(questions, settings.k, settings.batch_size):
                 record = answer.to_dict()
                 writer.write(record)
                 evaluation.add(record, q.expected)
@@ -243,6 +242,21 @@ def run_batch(settings: Settings, options: AskOptions, progress: bool = False) -
             print(f"skipped {reporter.skipped} bad lines", file=sys.stderr)
         return 2
     return 0
+
+
+def _answerer(settings: Settings) -> tuple[Any, Callable[..., Iterator[tuple[Question, Any]]]]:
+    """The retriever ``chatbot ask`` uses and its ``stream(questions, k, batch_size)``: this
+    process's, or with ``settings.ray_address`` the Ray cluster's actors
+    (:class:`chatbot.distributed.RayAnswerer`, answers in the same order)."""
+    if settings.ray_address:
+        from .distributed import RayAnswerer
+
+        ray_answerer = RayAnswerer(settings)
+        return ray_answerer, ray_answerer.answer_stream
+    from .service import open_retriever
+
+    retriever = open_retriever(settings)
+    return retriever, partial(answer_stream, retriever)
 
 
 def _replay(

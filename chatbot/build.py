@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -85,6 +85,7 @@ def index_files(
     progress: bool = False,
     source_of: Callable[[Path], str] | None = None,
     allow_outside_links: bool = False,
+    map_fn: MapFn | None = None,
 ) -> tuple[Change, Summary]:
     """What to write to make ``base`` hold the given files (new or changed), minus ``remove``.
 
@@ -96,7 +97,13 @@ def index_files(
     that was indexed before keeps its previous version). A link inside a folder that leads
     out of it is refused (reported as failed) unless ``allow_outside_links``.
     :func:`chatbot.store.commit` writes the change.
+
+    ``map_fn(fn, items)`` runs the per-file work (:func:`read_file`, :func:`split_file`)
+    and gives the results in order: the built-in loop by default; :mod:`chatbot.distributed`
+    passes one that runs it as Ray tasks (and an embedder whose actors embed the passages),
+    so a distributed build equals a local one.
     """
+    map_fn = map_fn or local_map
     summary = Summary()
     old_records = base.doc_records if base is not None else {}
     if base is not None:
@@ -115,11 +122,12 @@ def index_files(
         max_bytes=max_bytes,
         allow_outside_links=allow_outside_links,
         progress=progress,
+        map_fn=map_fn,
     )
     sentences = base.sentences if base is not None else train_sentences(fresh)
     if base is None:
         settings["sentences"] = sentences_entry(sentences)
-    new = _split(fresh, splitter, sentences, old_records, keep, summary, progress)
+    new = _split(fresh, splitter, sentences, old_records, keep, summary, progress, map_fn)
     if replace_all:
         _drop_unlisted(old_records, keep, summary)
     dropped = [s for s in old_records if s not in keep or s in new.documents]
@@ -191,6 +199,7 @@ def _read_files(
     max_bytes: int | None,
     allow_outside_links: bool,
     progress: bool,
+    map_fn: MapFn | None = None,
 ) -> dict[str, tuple[Document, DocRecord]]:
     """Read the files under ``paths``: an unchanged one (same sha256 as its record) is kept
     as it is, a new or changed one is loaded and returned by source, a bad one is reported
@@ -198,45 +207,89 @@ def _read_files(
     files, missing = collect_files(paths, allow_outside_links=allow_outside_links)
     for path, reason in missing:
         summary.failed.append((str(path), reason))
+    jobs: list[ReadJob] = []
+    named: set[str] = set()
+    for path in files:
+        source = source_of(path)
+        if source in named:
+            continue  # the same name twice (e.g. via a symlink): first one wins
+        named.add(source)
+        old = old_records.get(source)
+        jobs.append(ReadJob(path, source, old.sha256 if old else None, max_bytes))
     fresh: dict[str, tuple[Document, DocRecord]] = {}
-    with progress_bar(len(files), "reading", "file", progress) as bar:
-        for path in files:
+    with progress_bar(len(jobs), "reading", "file", progress) as bar:
+        for job, result in zip(jobs, (map_fn or local_map)(read_file, jobs), strict=True):
             bar.update()
-            source = source_of(path)
-            if source in fresh:
-                continue  # the same name twice (e.g. via a symlink): first one wins
-            try:
-                size = check_size(path, max_bytes)
-                data = path.read_bytes()
-                digest = sha256_bytes(data)
-                old = old_records.get(source)
-                if old is not None and old.sha256 == digest:
-                    keep[source] = old
-                    summary.unchanged.append(source)
-                    continue
-                doc = load_document(path, source, data=data)
-            except (DocumentError, ValueError, OSError) as exc:
-                log.info("skipping %s: %s", path, exc)
-                summary.failed.append((source, str(exc)))
-                continue
-            except Exception as exc:  # noqa: BLE001 - one odd file must never stop the batch
-                log.warning("skipping %s: unexpected error", path, exc_info=True)
-                reason = (
-                    f"{path.name}: could not be read ({type(exc).__name__}: {exc}); check the file"
-                )
-                summary.failed.append((source, reason))
-                continue
-            record = DocRecord(
-                source=source,
-                path=str(path.resolve()),
-                sha256=digest,
-                passages=0,
-                chars=len(doc.text),
-                bytes=size,
-                indexed_at=now(),
-            )
-            fresh[source] = (doc, record)
+            if result.failed is not None:
+                summary.failed.append((job.source, result.failed))
+            elif result.document is None:
+                keep[job.source] = old_records[job.source]
+                summary.unchanged.append(job.source)
+            else:
+                assert result.record is not None
+                fresh[job.source] = (result.document, result.record)
     return fresh
+
+
+MapFn = Callable[[Callable[[Any], Any], Sequence[Any]], Iterable[Any]]
+
+
+def local_map(fn: Callable[[Any], Any], items: Sequence[Any]) -> Iterator[Any]:
+    """``fn`` over ``items`` in this process, lazily, in order (the default ``map_fn``)."""
+    return map(fn, items)
+
+
+@dataclass(frozen=True)
+class ReadJob:
+    """One file to read: its path, its name in the index, the sha256 of its indexed
+    version (None: not indexed) and the size limit."""
+
+    path: Path
+    source: str
+    indexed_sha256: str | None = None
+    max_bytes: int | None = None
+
+
+@dataclass
+class ReadResult:
+    """What reading one file gave: a new or changed document with its record, nothing
+    (``document`` None: unchanged), or the reason it ``failed``."""
+
+    document: Document | None = None
+    record: DocRecord | None = None
+    failed: str | None = None
+
+
+def read_file(job: ReadJob) -> ReadResult:
+    """Read one file (a local build's loop and a Ray task run this): skipped as unchanged
+    if its sha256 is the indexed one's, else loaded into a Document; a bad file's reason
+    is returned, never raised."""
+    path, source = job.path, job.source
+    try:
+        size = check_size(path, job.max_bytes)
+        data = path.read_bytes()
+        digest = sha256_bytes(data)
+        if job.indexed_sha256 == digest:
+            return ReadResult()
+        doc = load_document(path, source, data=data)
+    except (DocumentError, ValueError, OSError) as exc:
+        log.info("skipping %s: %s", path, exc)
+        return ReadResult(failed=str(exc))
+    except Exception as exc:  # noqa: BLE001 - one odd file must never stop the batch
+        log.warning("skipping %s: unexpected error", path, exc_info=True)
+        return ReadResult(
+            failed=f"{path.name}: could not be read ({type(exc).__name__}: {exc}); check the file"
+        )
+    record = DocRecord(
+        source=source,
+        path=str(path.resolve()),
+        sha256=digest,
+        passages=0,
+        chars=len(doc.text),
+        bytes=size,
+        indexed_at=now(),
+    )
+    return ReadResult(document=doc, record=record)
 
 
 @dataclass
@@ -247,6 +300,15 @@ class _New:
     documents: dict[str, Document] = field(default_factory=dict)
 
 
+def split_file(job: tuple[Document, dict, SentenceSplitter]) -> list[Passage]:
+    """One document's passages (a local build's loop and a Ray task run this): ``job`` is
+    (document, splitter settings, sentence splitter)."""
+    from .splitter import split_document  # imports nltk (slow): only when splitting
+
+    doc, splitter, sentences = job
+    return split_document(doc, **splitter, sentences=sentences)
+
+
 def _split(
     fresh: dict[str, tuple[Document, DocRecord]],
     splitter: dict,
@@ -255,15 +317,16 @@ def _split(
     keep: dict[str, DocRecord],
     summary: Summary,
     progress: bool,
+    map_fn: MapFn | None = None,
 ) -> _New:
     """Split each new or changed document into passages; one without any is reported as
     failed (and an indexed version of it is kept or dropped by the caller's rules)."""
-    from .splitter import split_document  # imports nltk (slow): only when splitting
-
     new = _New()
+    jobs = [(doc, splitter, sentences) for doc, _ in fresh.values()]
     with progress_bar(len(fresh), "splitting", "doc", progress) as bar:
-        for source, (doc, record) in fresh.items():
-            parts = split_document(doc, **splitter, sentences=sentences)
+        for (source, (doc, record)), parts in zip(
+            fresh.items(), (map_fn or local_map)(split_file, jobs), strict=True
+        ):
             bar.update()
             if not parts:
                 reason = f"{source}: no passages found; it holds no prose text"
@@ -393,6 +456,12 @@ def embed_passages(
     return vectors, sent_vectors, token_vectors, token_counts
 
 
+def embed_chunk(embedder: Embedder) -> int:
+    """Texts per encode call: ``EMBED_CHUNK``, or all at once for an embedder that spreads
+    a call over workers itself (one with ``spreads_calls``, :mod:`chatbot.distributed`)."""
+    return 1 << 62 if getattr(embedder, "spreads_calls", False) else EMBED_CHUNK
+
+
 def _encode(
     embedder: Embedder, texts: list[str], batch_size: int, progress: bool, desc: str
 ) -> np.ndarray:
@@ -400,9 +469,10 @@ def _encode(
     if not texts:
         return np.zeros((0, embedder.dim), dtype=np.float32)
     parts = []
+    size = embed_chunk(embedder)
     with progress_bar(len(texts), desc, "text", progress) as bar:
-        for i in range(0, len(texts), EMBED_CHUNK):
-            chunk = texts[i : i + EMBED_CHUNK]
+        for i in range(0, len(texts), size):
+            chunk = texts[i : i + size]
             parts.append(embedder.encode(chunk, batch_size=batch_size, progress=False))
             bar.update(len(chunk))
     return np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)
@@ -421,11 +491,12 @@ def _encode_late(
     tok_parts = [np.zeros((0, embedder.dim), np.float16)]
     counts: list[int] = []
     pooled: list[np.ndarray] = []
+    size = embed_chunk(embedder)
     with progress_bar(len(texts), "embedding passages", "text", progress) as bar:
-        for i in range(0, len(texts), EMBED_CHUNK):
-            chunk = texts[i : i + EMBED_CHUNK]
+        for i in range(0, len(texts), size):
+            chunk = texts[i : i + size]
             vecs, toks, parts = embedder.encode_late(
-                chunk, spans[i : i + EMBED_CHUNK], batch_size=batch_size
+                chunk, spans[i : i + size], batch_size=batch_size
             )
             vec_parts.append(vecs)
             tok_parts.extend(t.vectors.astype(np.float16) for t in toks)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -55,6 +56,40 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
 
 
+def _common_parser(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    _common(p)
+    return p
+
+
+def _ray_flag(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument(
+        "--ray",
+        nargs="?",
+        const="auto",
+        metavar="ADDRESS",
+        help=f"{what} (HOST:PORT, or `auto`, the default, for the cluster running here; "
+        "env CHATBOT_RAY_ADDRESS; needs the ray extra)",
+    )
+
+
+RAY_ADDRESS = re.compile(r"auto|local|ray://\S+|\[?[\w.:-]*\]?:\d+")
+
+
+def ray_address(args: argparse.Namespace) -> str | None:
+    """The ``--ray`` address, if given. ``--ray PATH`` (a value that is no address) is
+    ``--ray`` followed by a PATH: the value goes back to the paths."""
+    value = getattr(args, "ray", None)
+    if value is None or RAY_ADDRESS.fullmatch(value):
+        return value
+    if hasattr(args, "paths"):
+        args.paths = [value, *args.paths]
+        return "auto"
+    raise UsageError(
+        f"--ray {value}: not a cluster address (HOST:PORT or auto); "
+        f"see `chatbot {args.command} --help`"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``chatbot`` parser with its sub-commands (all :class:`_Parser`)."""
     parser = _Parser(
@@ -96,8 +131,11 @@ def build_parser() -> argparse.ArgumentParser:
         p = isub.add_parser(name, help=help_)
         _common(p)
         p.add_argument("paths", nargs=nargs, metavar="PATH")
+        if name != "remove":
+            _ray_flag(p, "read, split and embed on a Ray cluster")
+    update_help = "re-scan indexed sources: re-index changed, drop deleted"
+    _ray_flag(_common_parser(isub.add_parser("update", help=update_help)), "re-index on Ray")
     for name, help_ in [
-        ("update", "re-scan indexed sources: re-index changed, drop deleted"),
         ("list", "list indexed documents"),
         ("status", "model, passage count and stale documents"),
         ("optimize", "merge the index's segments into one (drops deleted passages)"),
@@ -130,6 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ask.add_argument("--skip-bad", action="store_true", help="skip malformed lines (exit 2)")
     ask.add_argument("--resume", action="store_true", help="continue a partial --out file")
+    _ray_flag(ask, "answer on a Ray cluster's actors (same answers, same order)")
     ask.add_argument("--report", help="write an HTML evaluation report (needs expected answers)")
     _thresholds(ask)
 
@@ -153,7 +192,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _settings(args: argparse.Namespace, **extra: object) -> Settings:
     return Settings.from_env(
-        index=getattr(args, "index", None), model=getattr(args, "model", None), **extra
+        index=getattr(args, "index", None),
+        model=getattr(args, "model", None),
+        ray_address=ray_address(args),
+        **extra,
     )
 
 
@@ -313,13 +355,22 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
     handlers = {"chat": cmd_chat, "index": cmd_index, "ask": cmd_ask, "eval": cmd_eval}
     from .batchio import InputError
+    from .distributed import ClusterError
     from .documents import DocumentError
     from .embedder import ModelError
     from .store import IndexUnusable
 
     try:
         return handlers[args.command](args)
-    except (UsageError, InputError, DocumentError, ModelError, IndexUnusable, ValueError) as exc:
+    except (
+        UsageError,
+        InputError,
+        DocumentError,
+        ModelError,
+        IndexUnusable,
+        ClusterError,
+        ValueError,
+    ) as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

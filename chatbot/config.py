@@ -46,6 +46,13 @@ class Settings:
     max_word_chars: int = 40  # longer "words" are never spelling-corrected or corrected into
     allow_outside_links: bool = False  # index symlinks that point outside the folder given
     api_batch_size: int = 32  # questions answered together (chat and /ask; 1 = each alone)
+    threads: int = 0  # threads that run the embedding model (0: the library's default)
+    # Ray (README: Scaling out): "" runs here; "auto" joins a running cluster; or HOST:PORT.
+    ray_address: str = ""
+    ray_actors: int = 0  # model-holding actors (0: one per ray_actor_cpus CPUs of the cluster)
+    ray_actor_cpus: int = 1  # CPUs (and model threads) each actor reserves
+    ray_batch: int = 1024  # passages or questions per actor call
+    ray_retries: int = 3  # times a batch is re-run after the worker running it died
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> Settings:

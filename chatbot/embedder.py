@@ -74,6 +74,16 @@ def is_content_word(word: str) -> bool:
     return w not in STOPWORDS and any(c.isalnum() for c in w)
 
 
+def _set_torch_threads() -> None:
+    """Run torch on ``CHATBOT_THREADS`` threads if set (setting ``threads``; a Ray actor
+    sets it to the CPUs it reserved); OpenVINO reads it in :func:`backends.cpu_config`."""
+    threads = os.environ.get("CHATBOT_THREADS", "").strip()
+    if threads.isdigit() and int(threads) > 0:
+        import torch
+
+        torch.set_num_threads(int(threads))
+
+
 def _normalise_rows(x: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(x, axis=-1, keepdims=True)
     return np.ascontiguousarray(x / np.maximum(norms, 1e-12), dtype=np.float32)
@@ -92,6 +102,8 @@ class SentenceTransformerEmbedder:
             return
         from sentence_transformers import SentenceTransformer
         from transformers.utils import logging as hf_logging
+
+        _set_torch_threads()
 
         hf_logging.disable_progress_bar()  # the weight-loading bar is noise in a CLI
 

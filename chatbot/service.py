@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import re
 import shutil
 import threading
 import unicodedata
+from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 
 from . import store
 from .backends import BACKENDS
-from .build import default_source, index_files, sha256_bytes
+from .build import MapFn, default_source, index_files, sha256_bytes
 from .config import PROJECT_ROOT, Settings
 from .documents import SUPPORTED_SUFFIXES, collect_files
-from .embedder import LazyEmbedder, get_embedder
+from .embedder import Embedder, LazyEmbedder, get_embedder
 from .files import atomic_write
 from .index import Index, Summary
 from .retrieval import Retriever
@@ -243,27 +245,43 @@ def _build_locked(
 
     ``failed`` are problems found by the caller, reported with the others.
     """
-    change, summary = index_files(
-        paths,
-        LazyEmbedder(
-            settings.model,
-            base.dim if base is not None else None,
-            index_backend(base.manifest, settings) if base is not None else settings.backend,
-        ),
-        settings.splitter_settings(),
-        base=base,
-        remove=remove,
-        replace_all=replace_all,
-        max_bytes=int(settings.max_file_mb * 1e6),
-        batch_size=settings.batch_size,
-        progress=progress,
-        allow_outside_links=settings.allow_outside_links,
-    )
+    dim = base.dim if base is not None else None
+    backend = index_backend(base.manifest, settings) if base is not None else settings.backend
+    with _build_tools(settings, backend, dim) as (embedder, map_fn):
+        change, summary = index_files(
+            paths,
+            embedder,
+            settings.splitter_settings(),
+            base=base,
+            remove=remove,
+            replace_all=replace_all,
+            max_bytes=int(settings.max_file_mb * 1e6),
+            batch_size=settings.batch_size,
+            progress=progress,
+            allow_outside_links=settings.allow_outside_links,
+            map_fn=map_fn,
+        )
     summary.failed.extend(failed or [])
     changed = summary.added or summary.updated or summary.removed
     if changed or (base is None and (replace_all or summary.total_documents)):
         store.commit(settings.index_dir, change, base)
     return summary
+
+
+@contextlib.contextmanager
+def _build_tools(
+    settings: Settings, backend: str, dim: int | None
+) -> Iterator[tuple[Embedder, MapFn | None]]:
+    """The embedder and per-file ``map_fn`` a build uses: this process's (the model loaded
+    only if something is embedded), or with ``settings.ray_address`` the Ray cluster's
+    (:func:`chatbot.distributed.build_tools`)."""
+    if not settings.ray_address:
+        yield LazyEmbedder(settings.model, dim, backend), None
+        return
+    from .distributed import build_tools
+
+    with build_tools(settings, backend, dim) as tools:
+        yield tools
 
 
 class LiveRetriever:

@@ -30,9 +30,9 @@ def test_only_exact_pins_are_accepted(tmp_path: Path) -> None:
 
 
 def test_project_pins_are_all_exact() -> None:
-    files = [PROJECT_ROOT / "requirements.txt", PROJECT_ROOT / "requirements-dev.txt"]
+    files = [PROJECT_ROOT / f"requirements{x}.txt" for x in ("", "-dev", "-ray")]
     pins = audit.read_pins(files)
-    assert {"cryptography", "pip-audit", "safety-db", "torch"} <= set(pins)
+    assert {"cryptography", "pip-audit", "safety-db", "torch", "ray"} <= set(pins)
 
 
 def test_unreachable_service_falls_back_offline(
