@@ -53,6 +53,9 @@ def cpu_config() -> dict[str, str]:
     threads = os.environ.get("CHATBOT_THREADS", "").strip()
     if threads.isdigit() and int(threads) > 0:
         config["INFERENCE_NUM_THREADS"] = threads
+        # Pinned threads of several such processes (Ray actors on one machine) would share
+        # the first cores; unpinned, the OS spreads them (bench/README.md, "Scaling out").
+        config["ENABLE_CPU_PINNING"] = "NO"
     return config
 
 
