@@ -31,6 +31,10 @@ class Settings:
     max_chars: int = 500  # passage length bound (characters)
     min_chars: int = 120  # passages shorter than this are packed with a neighbour sentence
     overlap: int = 1  # sentences shared by consecutive passages of a paragraph
+    # A research paper (a document with front matter, chatbot.structure) gets passages of up
+    # to this many characters: its dense paragraphs need more context (bench/README.md,
+    # "Issue 15"). 0: papers like any document.
+    paper_max_chars: int = 800
     k: int = 3
     threshold: float = 0.81  # confidence from which the top passage is quoted as the answer
     possible_threshold: float = 0.51  # from here to `threshold`: a "possible answer" to check
@@ -85,7 +89,12 @@ class Settings:
 
     def splitter_settings(self) -> dict[str, int]:
         """The settings that shape passages; recorded in the manifest."""
-        return {"max_chars": self.max_chars, "min_chars": self.min_chars, "overlap": self.overlap}
+        return {
+            "max_chars": self.max_chars,
+            "min_chars": self.min_chars,
+            "overlap": self.overlap,
+            "paper_max_chars": self.paper_max_chars,
+        }
 
 
 _TRUE = {"1", "true", "yes", "on"}

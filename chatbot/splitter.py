@@ -129,6 +129,7 @@ def split_document(
     max_chars: int = Settings.max_chars,
     min_chars: int = Settings.min_chars,
     overlap: int = Settings.overlap,
+    paper_max_chars: int = 0,
     sentences: SentenceSplitter | None = None,
 ) -> list[Passage]:
     """Split a document into passages that never cut a sentence (unless it alone is over-long).
@@ -138,8 +139,11 @@ def split_document(
     ``passage.text == doc.text[passage.start:passage.end]``. Paragraphs shorter than
     ``min_chars`` are joined with the next paragraph of the same section when both fit.
     ``sentences``: the index's trained sentence splitter (default: untrained, with the
-    shipped abbreviations).
+    shipped abbreviations). A research paper (a document with front matter) gets passages of
+    up to ``paper_max_chars`` (and packs paragraphs shorter than a quarter of that).
     """
+    if paper_max_chars > max_chars and any(kind == "front" for _, _, kind in doc.regions):
+        max_chars, min_chars = paper_max_chars, max(min_chars, paper_max_chars // 4)
     text = doc.text
     heading_starts = [h.start for h in doc.headings]
     page_starts = [p[0] for p in doc.pages]

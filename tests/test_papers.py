@@ -108,3 +108,24 @@ def test_the_chat_names_a_passage_that_is_not_body_text(papers: Settings) -> Non
     assert source_label(front).endswith("(front matter)")
     body = next(h for h in _ask(papers, "carbon dioxide proxy for rebreathed air").hits)
     assert body.kind == "body" and "(" not in source_label(body)
+
+
+def test_a_paper_gets_longer_passages_than_other_documents(tmp_path) -> None:
+    from chatbot.config import Settings as S
+    from chatbot.documents import load_document
+    from chatbot.splitter import split_document
+
+    body = " ".join(
+        f"Finding {n} of the cohort study was that ventilation mattered in room {n}."
+        for n in range(30)
+    )
+    front = (PAPERS / "ventilation.txt").read_text().split("\n\nAbstract")[0]
+    (tmp_path / "paper.txt").write_text(f"{front}\n\nAbstract\n{body}\n")
+    (tmp_path / "notes.txt").write_text(f"Notes\n\n{body}\n")
+    settings = S().splitter_settings()
+    assert settings["paper_max_chars"] == 800
+    paper = split_document(load_document(tmp_path / "paper.txt"), **settings)
+    notes = split_document(load_document(tmp_path / "notes.txt"), **settings)
+    longest = max(len(p.text) for p in paper if p.kind == "body")
+    assert 500 < longest <= 800
+    assert max(len(p.text) for p in notes) <= 500
