@@ -45,6 +45,7 @@ import numpy as np
 
 from .lexical import LexicalSegment, map_array
 from .spelling import count_words
+from .structure import BODY, KINDS, Region, kind_of, summarize
 from .types import Document, Passage, Span
 
 PASSAGE_DTYPE = np.dtype(
@@ -62,7 +63,7 @@ PASSAGE_DTYPE = np.dtype(
         ("ntok", "<i4"),
     ]
 )
-KIND_CODES = ("body", "front", "references", "caption")  # Passage.kind, by code
+KIND_CODES = (BODY, *KINDS)  # Passage.kind, by code
 ANN_MIN_PASSAGES = 50_000  # from this size a segment's FAISS index is IVF, not exact
 _ARRAYS = ("passages", "sentences", "sentence_rows", "vectors", "sentence_vectors", "tokens")
 _WORD_ARRAYS = ("indptr", "ids", "counts", "totals")
@@ -187,20 +188,14 @@ def from_build(
     )
 
 
+def _regions(doc: dict[str, Any]) -> list[Region]:
+    """The regions of a ``documents.jsonl`` row (none in a segment written before them)."""
+    return [Region(*r) for r in doc.get("regions", ())]
+
+
 def recognised(doc: Document) -> str:
     """What :mod:`chatbot.structure` recognised in ``doc``, for ``index list``."""
-    from .structure import Region, summarize
-
     return str(summarize([Region(*r) for r in doc.regions], doc.text))
-
-
-def region_kind(regions: Sequence[Sequence[Any]], start: int) -> str:
-    """The kind of the passage starting at ``start``: its region's, else "body" (passages
-    never cross a region boundary, :func:`chatbot.splitter.split_document`)."""
-    for r in regions:
-        if r[0] <= start < r[1]:
-            return str(r[2])
-    return "body"
 
 
 def _byte_offsets(text: str) -> np.ndarray:
@@ -365,7 +360,9 @@ class Segment:
             heading=self.headings[int(row["heading"])],
             page=None if page < 0 else page,
             sentences=[(int(a), int(b)) for a, b in self.sentences[s0 : s0 + ns]],
-            kind=region_kind(doc.get("regions", ()), int(row["start"])),
+            kind=kind_of(
+                [Region(*r) for r in doc.get("regions", ())], int(row["start"]), int(row["end"])
+            ),
         )
 
     def kinds(self) -> np.ndarray:

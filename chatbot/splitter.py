@@ -9,6 +9,7 @@ from functools import lru_cache
 from .config import Settings
 from .documents import iter_blocks
 from .sentences import SentenceSplitter
+from .structure import BODY, FRONT
 from .types import Document, Passage, Span
 
 _WORD_RE = re.compile(r"\S+")
@@ -142,7 +143,7 @@ def split_document(
     shipped abbreviations). A research paper (a document with front matter) gets passages of
     up to ``paper_max_chars`` (and packs paragraphs shorter than a quarter of that).
     """
-    if paper_max_chars > max_chars and any(kind == "front" for _, _, kind in doc.regions):
+    if paper_max_chars > max_chars and any(kind == FRONT for _, _, kind in doc.regions):
         max_chars, min_chars = paper_max_chars, max(min_chars, paper_max_chars // 4)
     text = doc.text
     heading_starts = [h.start for h in doc.headings]
@@ -165,7 +166,7 @@ def split_document(
             if (
                 prev is not None
                 and prev[:2] == (section, kind)
-                and kind == "body"  # captions, reference lists, front matter: each its own
+                and kind == BODY  # captions, reference lists, front matter: each its own
                 and prev[3][-1].end - prev[3][0].start < min_chars
                 and sents[-1].end - prev[3][0].start <= max_chars
                 and not _page_break_between(page_starts, prev[3][-1].end, sents[0].start)
@@ -195,18 +196,18 @@ def _by_region(text: str, run: Span, regions: list[tuple[int, int, str]]) -> lis
     """``run`` cut where a region (front matter, references, caption) starts or ends, each
     piece with its kind ("body" outside regions), whitespace trimmed."""
     if not regions:
-        return [(run, "body")]
+        return [(run, BODY)]
     out: list[tuple[Span, str]] = []
     pos = run.start
     for r_start, r_end, kind in regions:
         if r_end <= pos or r_start >= run.end:
             continue
         if r_start > pos:
-            out.extend((s, "body") for s in _trimmed(text, pos, r_start))
+            out.extend((s, BODY) for s in _trimmed(text, pos, r_start))
         end = min(r_end, run.end)
         out.extend((s, kind) for s in _trimmed(text, max(pos, r_start), end))
         pos = end
-    out.extend((s, "body") for s in _trimmed(text, pos, run.end))
+    out.extend((s, BODY) for s in _trimmed(text, pos, run.end))
     return out
 
 

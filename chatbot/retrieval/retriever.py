@@ -10,7 +10,7 @@ from ..index import Index
 from ..lexical import tokenize
 from ..segment import KIND_CODES
 from ..spelling import MAX_WORD_CHARS, Speller
-from ..structure import asks_about
+from ..structure import BODY, CAPTION, asks_about
 from ..types import Answer, tier_of
 from . import candidates, confidence, evidence, ranking
 from .confidence import WordWeights
@@ -281,7 +281,7 @@ class Retriever:
         kinds = self.index.kinds[cand]
         if not kinds.any():
             return np.ones(len(cand), bool)
-        allowed = [KIND_CODES.index(k) for k in ("body", "caption", *asks_about(query))]
+        allowed = [KIND_CODES.index(k) for k in (BODY, CAPTION, *asks_about(query))]
         return np.isin(kinds, allowed)
 
     def rank(self, f: Features, token_vectors: TokenVectors) -> Ranking:
